@@ -1,0 +1,328 @@
+"""The ``ganzoo`` command line: a thin shell that parses, calls the library and prints.
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage or recipe, 3 plugin failure. No traceback
+is shown unless ``--debug`` (or ``GANZOO_DEBUG=1``). This module does not import torch, so
+that listing and shell completion stay fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+import warnings
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ganzoo import __version__
+from ganzoo.errors import GanzooError, RecipeError
+
+app = typer.Typer(
+    name="ganzoo",
+    help="ganzoo: a plugin-based GAN zoo. Recipes in, trained and evaluated GANs out.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(file=stream, width=None if stream.isatty() else 4096, highlight=False)
+
+
+out = _console()
+err = _console(stderr=True)
+_DEBUG = {"on": False}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    err.print(f"warning: {message}", style="yellow", markup=False, soft_wrap=True)
+
+
+def _handled(func: F) -> F:
+    """Report ganzoo errors as readable lines with their exit codes; hide tracebacks."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except GanzooError as exc:
+            if _DEBUG["on"]:
+                traceback.print_exc()
+            lines = exc.lines if isinstance(exc, RecipeError) else [f"error: {exc}"]
+            for line in lines:
+                err.print(line, style="red", markup=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except KeyboardInterrupt:
+            err.print("interrupted", style="red")
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if _DEBUG["on"]:
+                raise
+            err.print(
+                f"error: internal error: {type(exc).__name__}: {exc} "
+                "(run again with --debug for the traceback)",
+                style="red",
+                markup=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"ganzoo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", envvar="GANZOO_DEBUG", help="Show tracebacks of errors.")
+    ] = False,
+) -> None:
+    """ganzoo: a plugin-based GAN zoo. Recipes in, trained and evaluated GANs out."""
+    _DEBUG["on"] = debug
+
+
+def _complete_kind(incomplete: str) -> list[str]:
+    from ganzoo.registry import KINDS
+
+    names = [*KINDS, *(k.singular for k in KINDS.values()), "recipes"]
+    return [n for n in names if n.startswith(incomplete)]
+
+
+def _complete_name(ctx: typer.Context, incomplete: str) -> list[str]:
+    from ganzoo.registry import registry
+
+    try:
+        names = registry(ctx.params.get("kind") or "").names()
+    except GanzooError:
+        return []
+    return [n for n in names if n.startswith(incomplete)]
+
+
+def _complete_recipe(incomplete: str) -> list[str]:
+    from ganzoo.recipe import bundled_recipes
+
+    return [n for n in bundled_recipes() if n.startswith(incomplete)]
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        "-s",
+        help="Override a recipe value: KEY.PATH=VALUE, VALUE in TOML (repeatable).",
+        metavar="KEY.PATH=VALUE",
+    ),
+]
+RecipeArgument = Annotated[
+    str,
+    typer.Argument(
+        help="A recipe file, or the name of a bundled recipe.", autocompletion=_complete_recipe
+    ),
+]
+
+
+def _add_row(table: Table, *cells: str, style: str = "") -> None:
+    """Add a row of plain text (no rich markup is read from the cells)."""
+    table.add_row(
+        *(Text(cell, style=style if i == len(cells) - 1 else "") for i, cell in enumerate(cells))
+    )
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@app.command("list")
+@_handled
+def list_components(
+    kind: Annotated[
+        str | None,
+        typer.Argument(
+            help="generators, discriminators, losses, datasets, metrics or recipes; all if unset.",
+            autocompletion=_complete_kind,
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List installed components (or bundled recipes) with the distribution providing each."""
+    from ganzoo.describe import entry_info
+    from ganzoo.registry import KINDS, kind_of, registry
+
+    if kind == "recipes":
+        _list_recipes(as_json)
+        return
+    kinds = [kind_of(kind).plural] if kind else list(KINDS)
+    rows = {k: [entry_info(e) for e in registry(k)] for k in kinds}
+    if as_json:
+        _print_json(rows if kind is None else rows[kinds[0]])
+        return
+    for k, entries in rows.items():
+        table = Table(title=k, title_justify="left", title_style="bold")
+        for column in ("name", "summary", "provided by"):
+            table.add_column(column)
+        for e in entries:
+            _add_row(table, e["name"], e["summary"], f"{e['dist']} {e['version']}")
+        if not entries:
+            _add_row(table, "(none installed)", "", "")
+        out.print(table)
+
+
+def _list_recipes(as_json: bool) -> None:
+    from ganzoo.recipe import bundled_recipes
+
+    rows = []
+    for name, path in bundled_recipes().items():
+        comment = next(
+            (ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")),
+            "",
+        )
+        rows.append({"name": name, "summary": comment, "path": str(path)})
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(title="bundled recipes", title_justify="left", title_style="bold")
+    table.add_column("name")
+    table.add_column("summary")
+    for row in rows:
+        _add_row(table, row["name"], row["summary"])
+    out.print(table)
+
+
+@app.command()
+@_handled
+def show(
+    kind: Annotated[
+        str, typer.Argument(help="The kind: loss, generator...", autocompletion=_complete_kind)
+    ],
+    name: Annotated[str, typer.Argument(help="The component.", autocompletion=_complete_name)],
+    as_json: JsonOption = False,
+) -> None:
+    """Show a component's documentation and parameters (types, defaults, descriptions)."""
+    from ganzoo.describe import component_info
+
+    info = component_info(kind, name)
+    if as_json:
+        _print_json(info)
+        return
+    out.print(f"[bold]{info['kind']} {info['name']}[/bold]  ({info['dist']} {info['version']})")
+    out.print(info["doc"], markup=False)
+    out.print()
+    table = Table(title="parameters", title_justify="left", title_style="bold")
+    for column in ("name", "type", "default", "description"):
+        table.add_column(column)
+    for p in info["params"]:
+        default = "(required)" if p["required"] else json.dumps(p["default"])
+        _add_row(table, p["name"], p["type"], default, p["description"])
+    if not info["params"]:
+        _add_row(table, "(none)", "", "", "")
+    out.print(table)
+    if "sizes" in info:
+        sizes = Table(title="sizes (default parameters)", title_justify="left", title_style="bold")
+        for column in ("data shape", "output shape", "parameters"):
+            sizes.add_column(column, justify="right" if column == "parameters" else "left")
+        for row in info["sizes"]:
+            _add_row(
+                sizes,
+                "x".join(map(str, row["data_shape"])),
+                "(" + ", ".join(map(str, row["output_shape"])) + ")",
+                f"{row['parameters']:,}",
+            )
+        out.print(sizes)
+    if "uses_discriminator" in info:
+        uses = "yes" if info["uses_discriminator"] else "no"
+        out.print(
+            f"uses a discriminator: {uses}; "
+            f"discriminator steps per generator step: {info['default_d_steps']}"
+        )
+
+
+@app.command()
+@_handled
+def plugins(as_json: JsonOption = False) -> None:
+    """Show the distributions that provide components, their entries and load errors."""
+    from ganzoo.registry import plugin_distributions
+
+    dists = plugin_distributions(load=True)
+    rows = []
+    for d in dists:
+        entries = []
+        for e in d.entries:
+            status = "disabled" if d.disabled else ("error" if e.load_error else "ok")
+            entries.append(
+                {"kind": e.kind.singular, "name": e.name, "value": e.value, "status": status,
+                 "error": e.load_error}
+            )  # fmt: skip
+        for loser, winner in d.shadowed:
+            entries.append(
+                {"kind": loser.kind.singular, "name": loser.name, "value": loser.value,
+                 "status": "shadowed", "error": f"shadowed by {winner.provider}"}
+            )  # fmt: skip
+        rows.append(
+            {"dist": d.name, "version": d.version, "disabled": d.disabled, "entries": entries}
+        )
+    if as_json:
+        _print_json(rows)
+        return
+    for row in rows:
+        title = f"{row['dist']} {row['version']}" + ("  (disabled)" if row["disabled"] else "")
+        table = Table(title=title, title_justify="left", title_style="bold")
+        for column in ("kind", "name", "entry point", "status"):
+            table.add_column(column)
+        for e in row["entries"]:
+            status = e["status"] + (f": {e['error']}" if e["error"] else "")
+            style = {"ok": "green", "disabled": "yellow", "shadowed": "yellow"}.get(
+                e["status"], "red"
+            )
+            _add_row(table, e["kind"], e["name"], e["value"], status, style=style)
+        out.print(table)
+    if not rows:
+        out.print("no plugins installed")
+
+
+@app.command()
+@_handled
+def validate(
+    recipe: RecipeArgument,
+    overrides: SetOption = None,
+    print_resolved: Annotated[
+        bool, typer.Option("--print", help="Print the resolved recipe (all defaults filled in).")
+    ] = False,
+) -> None:
+    """Check a recipe: its fields, its components' parameters, and that the networks fit."""
+    from ganzoo.build import check_networks
+    from ganzoo.recipe import load_recipe
+
+    resolved = load_recipe(recipe, overrides or [])
+    check_networks(resolved)
+    if print_resolved:
+        sys.stdout.write(resolved.to_toml())
+        return
+    parts = ", ".join(f"{s} {c.name}" for s, c in resolved.components.items())
+    out.print(f"{resolved.source}: ok ({resolved.name}: {parts})", markup=False)
+
+
+def main() -> None:
+    """Run the ``ganzoo`` command line."""
+    warnings.showwarning = _show_warning
+    app()

@@ -1,0 +1,1 @@
+"""Metrics of generated samples, registered as ``ganzoo.metrics`` entry points."""

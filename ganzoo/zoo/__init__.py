@@ -1,0 +1,1 @@
+"""The built-in components, registered through the entry points in ganzoo's pyproject.toml."""

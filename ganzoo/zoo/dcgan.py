@@ -1,0 +1,118 @@
+"""DCGAN (Radford, Metz and Chintala, 2016) for 28, 32 and 64 pixel images, 1 or 3 channels.
+
+Generator: a transposed convolution from the latent vector to a 4x4 map (7x7 for 28 px), then
+stride-2 transposed convolutions that double the size and halve the channels, batch norm and
+ReLU, tanh output. Discriminator: the mirror image with stride-2 convolutions, LeakyReLU(0.2),
+batch norm on all but the first layer, and a last convolution to one logit. Weights start
+from N(0, 0.02) as in the paper.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+from torch import Tensor, nn
+
+from ganzoo.api import DataSpec, Discriminator, Generator, Params
+from ganzoo.errors import ComponentConfigError
+
+# image size -> (side of the first feature map, number of stride-2 up/down-sampling steps)
+_LAYOUTS = {28: (7, 2), 32: (4, 3), 64: (4, 4)}
+_SPECS = tuple(DataSpec((c, s, s)) for s in _LAYOUTS for c in (1, 3))
+
+
+def _layout(spec: DataSpec, what: str) -> tuple[int, int]:
+    if not spec.is_image or spec.shape[1] != spec.shape[2] or spec.shape[1] not in _LAYOUTS:
+        raise ComponentConfigError(
+            f"{what} needs square images of size {', '.join(map(str, _LAYOUTS))}; "
+            f"the data gives samples of shape {spec.shape}"
+        )
+    return _LAYOUTS[spec.shape[1]]
+
+
+def init_dcgan_weights(module: nn.Module) -> None:
+    """Initialise as Radford et al.: convolutions N(0, 0.02), batch norm N(1, 0.02), bias 0."""
+    if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class DCGANGenerator(Generator):
+    """Transposed-convolution generator of DCGAN (Radford et al. 2016)."""
+
+    supported_specs: ClassVar[tuple[DataSpec, ...]] = _SPECS
+
+    class Params(Params):
+        """Parameters of the DCGAN generator."""
+
+        latent_dim: int = Field(100, gt=0, description="Size of the latent vector z.")
+        base_channels: int = Field(
+            64, gt=0, description="Channels of the last hidden layer (ngf); doubled per layer up."
+        )
+        batch_norm: bool = Field(True, description="Batch norm after each hidden layer.")
+
+    def __init__(self, params: Params, spec: DataSpec) -> None:
+        super().__init__(params, spec)
+        first_side, steps = _layout(spec, "the dcgan generator")
+        self.latent_dim = params.latent_dim
+        width = params.base_channels * 2 ** (steps - 1)
+        layers = self._block(params.latent_dim, width, first_side, 1, 0)
+        for _ in range(steps - 1):
+            layers += self._block(width, width // 2, 4, 2, 1)
+            width //= 2
+        layers += [nn.ConvTranspose2d(width, spec.channels, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.apply(init_dcgan_weights)
+
+    def _block(self, c_in: int, c_out: int, kernel: int, stride: int, pad: int) -> list[nn.Module]:
+        norm = self.params.batch_norm
+        conv = nn.ConvTranspose2d(c_in, c_out, kernel, stride, pad, bias=not norm)
+        return [conv, nn.BatchNorm2d(c_out) if norm else nn.Identity(), nn.ReLU(True)]
+
+    def forward(self, z: Tensor) -> Tensor:
+        """Map ``z`` (N, latent_dim) to images (N, C, H, W) in [-1, 1]."""
+        return self.net(z.view(z.shape[0], self.latent_dim, 1, 1))
+
+
+class DCGANDiscriminator(Discriminator):
+    """Strided-convolution discriminator of DCGAN (Radford et al. 2016)."""
+
+    supported_specs: ClassVar[tuple[DataSpec, ...]] = _SPECS
+
+    class Params(Params):
+        """Parameters of the DCGAN discriminator."""
+
+        base_channels: int = Field(
+            64, gt=0, description="Channels of the first layer (ndf); doubled per layer down."
+        )
+        negative_slope: float = Field(0.2, ge=0, description="Slope of LeakyReLU for x < 0.")
+        batch_norm: bool = Field(True, description="Batch norm after every layer but the first.")
+
+    def __init__(self, params: Params, spec: DataSpec) -> None:
+        super().__init__(params, spec)
+        last_side, steps = _layout(spec, "the dcgan discriminator")
+        width = params.base_channels
+        layers: list[nn.Module] = [
+            nn.Conv2d(spec.channels, width, 4, 2, 1),
+            nn.LeakyReLU(params.negative_slope, True),
+        ]
+        for _ in range(steps - 1):
+            norm = params.batch_norm
+            layers += [
+                nn.Conv2d(width, width * 2, 4, 2, 1, bias=not norm),
+                nn.BatchNorm2d(width * 2) if norm else nn.Identity(),
+                nn.LeakyReLU(params.negative_slope, True),
+            ]
+            width *= 2
+        layers.append(nn.Conv2d(width, 1, last_side, 1, 0))
+        self.net = nn.Sequential(*layers)
+        self.apply(init_dcgan_weights)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Map images (N, C, H, W) to logits (N,)."""
+        return self.net(x).view(-1)

@@ -1,0 +1,155 @@
+"""The built-in GAN objectives, all computed on logits in numerically stable forms.
+
+``softplus(-l) = -log(sigmoid(l))`` and ``softplus(l) = -log(1 - sigmoid(l))``, so no loss
+takes the log of a sigmoid. Each discriminator loss logs ``d_real`` and ``d_fake``: the mean
+D(x) and D(G(z)) (probabilities for the cross-entropy losses, raw scores for the others).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, PositiveFloat
+from torch import Tensor, nn
+
+from ganzoo.api import Loss, LossOutput, Params
+
+
+def _scores(D: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+    return D(real), D(fake)
+
+
+class _CrossEntropyLoss(Loss):
+    """Shared discriminator side of the binary cross-entropy losses."""
+
+    class Params(Params):
+        """Parameters of a binary cross-entropy GAN loss."""
+
+        label_smoothing: float = Field(
+            0.0,
+            ge=0,
+            lt=1,
+            description="One-sided label smoothing: real targets become 1 - label_smoothing "
+            "(Salimans et al. 2016).",
+        )
+
+    def discriminator_loss(self, D: nn.Module, real: Tensor, fake: Tensor) -> LossOutput:
+        """-log D(x) - log(1 - D(G(z))), with optionally smoothed real targets."""
+        real_logits, fake_logits = _scores(D, real, fake)
+        target = 1.0 - self.params.label_smoothing
+        real_term = target * F.softplus(-real_logits) + (1.0 - target) * F.softplus(real_logits)
+        value = real_term.mean() + F.softplus(fake_logits).mean()
+        return LossOutput(
+            value,
+            {
+                "d_real": torch.sigmoid(real_logits.detach()).mean(),
+                "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
+            },
+        )
+
+
+class MinimaxLoss(_CrossEntropyLoss):
+    """The original minimax GAN loss; G minimises log(1 - D(G(z))) (saturating)."""
+
+    def generator_loss(self, D: nn.Module | None, real: Tensor, fake: Tensor) -> LossOutput:
+        """log(1 - D(G(z))) = -softplus(D(G(z)) logit)."""
+        assert D is not None
+        return LossOutput(-F.softplus(D(fake)).mean())
+
+
+class NonSaturatingLoss(_CrossEntropyLoss):
+    """The non-saturating GAN loss; G maximises log D(G(z)) (Goodfellow et al. 2014)."""
+
+    def generator_loss(self, D: nn.Module | None, real: Tensor, fake: Tensor) -> LossOutput:
+        """-log D(G(z)) = softplus(-logit)."""
+        assert D is not None
+        return LossOutput(F.softplus(-D(fake)).mean())
+
+
+class HingeLoss(Loss):
+    """The hinge GAN loss (Lim and Ye 2017; Miyato et al. 2018)."""
+
+    class Params(Params):
+        """The hinge loss has no parameters."""
+
+    def discriminator_loss(self, D: nn.Module, real: Tensor, fake: Tensor) -> LossOutput:
+        """mean(relu(1 - D(x))) + mean(relu(1 + D(G(z))))."""
+        real_logits, fake_logits = _scores(D, real, fake)
+        value = F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+        return LossOutput(
+            value, {"d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+        )
+
+    def generator_loss(self, D: nn.Module | None, real: Tensor, fake: Tensor) -> LossOutput:
+        """-mean(D(G(z)))."""
+        assert D is not None
+        return LossOutput(-D(fake).mean())
+
+
+class LeastSquaresLoss(Loss):
+    """The least-squares GAN loss (LSGAN, Mao et al. 2017)."""
+
+    class Params(Params):
+        """Targets of the least-squares loss (the paper's a-b-c coding)."""
+
+        fake_target: float = Field(0.0, description="a: the discriminator's target for fakes.")
+        real_target: float = Field(1.0, description="b: the discriminator's target for reals.")
+        generator_target: float = Field(
+            1.0, description="c: the value the generator wants D to give its fakes."
+        )
+
+    def discriminator_loss(self, D: nn.Module, real: Tensor, fake: Tensor) -> LossOutput:
+        """0.5 mean((D(x) - b)^2) + 0.5 mean((D(G(z)) - a)^2)."""
+        real_logits, fake_logits = _scores(D, real, fake)
+        p = self.params
+        value = (
+            0.5 * (real_logits - p.real_target).square().mean()
+            + 0.5 * (fake_logits - p.fake_target).square().mean()
+        )
+        return LossOutput(
+            value, {"d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+        )
+
+    def generator_loss(self, D: nn.Module | None, real: Tensor, fake: Tensor) -> LossOutput:
+        """0.5 mean((D(G(z)) - c)^2)."""
+        assert D is not None
+        return LossOutput(0.5 * (D(fake) - self.params.generator_target).square().mean())
+
+
+def mixture_rbf_mmd2(x: Tensor, y: Tensor, sigmas: list[float]) -> Tensor:
+    """Biased (V-statistic) MMD^2 between batches with a sum of RBF kernels.
+
+    ``k(a, b) = sum_s exp(-|a - b|^2 / (2 s^2))``; samples are flattened. The estimate is
+    >= 0 and exactly the squared RKHS distance of the two empirical mean embeddings.
+    """
+    n = x.shape[0]
+    z = torch.cat([x.reshape(n, -1), y.reshape(y.shape[0], -1)]).float()
+    sq = z.square().sum(1)
+    d2 = (sq[:, None] + sq[None, :] - 2.0 * z @ z.T).clamp_min(0.0)
+    kernel = sum(torch.exp(d2 / (-2.0 * s * s)) for s in sigmas)
+    k_xx, k_yy, k_xy = kernel[:n, :n], kernel[n:, n:], kernel[:n, n:]
+    return k_xx.mean() + k_yy.mean() - 2.0 * k_xy.mean()
+
+
+class MMDLoss(Loss):
+    """Generative Moment Matching (Li et al. 2015): MMD with mixed RBF kernels, no discriminator."""
+
+    uses_discriminator: ClassVar[bool] = False
+
+    class Params(Params):
+        """Parameters of the moment-matching loss."""
+
+        sigmas: list[PositiveFloat] = Field(
+            [2.0, 5.0, 10.0, 20.0, 40.0, 80.0],
+            min_length=1,
+            description="RBF kernel bandwidths, summed (the GMMN paper's set for MNIST).",
+        )
+        sqrt: bool = Field(True, description="Minimise sqrt(MMD^2), as the GMMN paper does.")
+
+    def generator_loss(self, D: nn.Module | None, real: Tensor, fake: Tensor) -> LossOutput:
+        """MMD^2 (or its square root) between the real and generated batches."""
+        mmd2 = mixture_rbf_mmd2(real, fake, self.params.sigmas)
+        value = mmd2.clamp_min(1e-12).sqrt() if self.params.sqrt else mmd2
+        return LossOutput(value, {"mmd2": mmd2.detach()})

@@ -1,0 +1,101 @@
+"""The vanilla MLP GAN of Goodfellow et al. (2014), as the classic PyTorch tutorials build it.
+
+Generator: latent -> 256 -> 512 -> 1024 -> image, LeakyReLU(0.2), tanh output.
+Discriminator: image -> 1024 -> 512 -> 256 -> 1 logit, LeakyReLU(0.2), dropout 0.3.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveInt
+from torch import Tensor, nn
+
+from ganzoo.api import DataSpec, Discriminator, Generator, Params
+from ganzoo.errors import ComponentConfigError
+
+
+def _hidden_layers(
+    sizes: list[int], width_in: int, slope: float, dropout: float, batch_norm: bool
+) -> tuple[list[nn.Module], int]:
+    layers: list[nn.Module] = []
+    for width in sizes:
+        layers.append(nn.Linear(width_in, width))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(width))
+        layers.append(nn.LeakyReLU(slope))
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width_in = width
+    return layers, width_in
+
+
+class MLPGenerator(Generator):
+    """Fully connected generator of the vanilla GAN (Goodfellow et al. 2014)."""
+
+    class Params(Params):
+        """Parameters of the MLP generator."""
+
+        latent_dim: int = Field(100, gt=0, description="Size of the latent vector z.")
+        hidden: list[PositiveInt] = Field(
+            [256, 512, 1024], min_length=1, description="Widths of the hidden layers, in order."
+        )
+        negative_slope: float = Field(0.2, ge=0, description="Slope of LeakyReLU for x < 0.")
+        batch_norm: bool = Field(False, description="Batch norm after each hidden layer.")
+        output: Literal["auto", "tanh", "linear"] = Field(
+            "auto", description="Output activation; auto: tanh for images, linear for points."
+        )
+
+    def __init__(self, params: Params, spec: DataSpec) -> None:
+        super().__init__(params, spec)
+        self.latent_dim = params.latent_dim
+        layers, width = _hidden_layers(
+            params.hidden, params.latent_dim, params.negative_slope, 0.0, params.batch_norm
+        )
+        layers.append(nn.Linear(width, spec.numel))
+        tanh = params.output == "tanh" or (params.output == "auto" and spec.is_image)
+        if tanh:
+            layers.append(nn.Tanh())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        """Map ``z`` (N, latent_dim) to samples (N, *spec.shape)."""
+        return self.net(z).view(z.shape[0], *self.spec.shape)
+
+
+class MLPDiscriminator(Discriminator):
+    """Fully connected discriminator of the vanilla GAN, with dropout (Goodfellow et al. 2014)."""
+
+    class Params(Params):
+        """Parameters of the MLP discriminator."""
+
+        hidden: list[PositiveInt] = Field(
+            [1024, 512, 256], min_length=1, description="Widths of the hidden layers, in order."
+        )
+        negative_slope: float = Field(0.2, ge=0, description="Slope of LeakyReLU for x < 0.")
+        dropout: float = Field(0.3, ge=0, lt=1, description="Dropout after each hidden layer.")
+        pack: int = Field(
+            1,
+            ge=1,
+            description="Samples judged together (PacGAN, Lin et al. 2018); the batch size "
+            "must be a multiple of it.",
+        )
+
+    def __init__(self, params: Params, spec: DataSpec) -> None:
+        super().__init__(params, spec)
+        layers, width = _hidden_layers(
+            params.hidden,
+            spec.numel * params.pack,
+            params.negative_slope,
+            params.dropout,
+            batch_norm=False,
+        )
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Map samples (N, *spec.shape) to logits (N // pack,)."""
+        pack = self.params.pack
+        if x.shape[0] % pack:
+            raise ComponentConfigError(f"batch of {x.shape[0]} is not a multiple of pack={pack}")
+        return self.net(x.reshape(x.shape[0] // pack, -1)).view(-1)

@@ -1,0 +1,1 @@
+"""Ready-to-run recipes, one per zoo member; installed with ganzoo as ``ganzoo.recipes``."""

@@ -1,0 +1,82 @@
+"""Shared helpers: run the real ``ganzoo`` CLI in a subprocess and register plugins as pip does."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+GANZOO = str(Path(sys.executable).parent / "ganzoo")
+
+
+def shared_data_dir() -> Path | None:
+    """The real data folder (../shared/data or $GANZOO_DATA_DIR), if it is there."""
+    path = Path(os.environ.get("GANZOO_DATA_DIR") or REPO.parent / "shared" / "data")
+    return path if path.is_dir() else None
+
+
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``ganzoo ARGS`` as a subprocess and return its completed process (text mode)."""
+    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    return subprocess.run(
+        [GANZOO, *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or REPO,
+        timeout=timeout,
+    )
+
+
+def write_plugin(
+    site: Path,
+    dist: str,
+    version: str,
+    entry_points: dict[str, dict[str, str]],
+    modules: dict[str, str] | None = None,
+) -> None:
+    """Install a plugin the way pip does: ``<dist>-<version>.dist-info`` beside its modules."""
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    lines = []
+    for group, entries in entry_points.items():
+        lines.append(f"[{group}]")
+        lines += [f"{name} = {value}" for name, value in entries.items()]
+        lines.append("")
+    (info / "entry_points.txt").write_text("\n".join(lines))
+    for name, source in (modules or {}).items():
+        (site / f"{name}.py").write_text(textwrap.dedent(source))
+
+
+@pytest.fixture
+def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """A fresh site folder on sys.path and PYTHONPATH; returns a writer of plugins into it."""
+    from ganzoo import registry
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    )
+    registry.reset()
+
+    def write(dist: str, version: str, entry_points: dict, modules: dict | None = None) -> Path:
+        write_plugin(site, dist, version, entry_points, modules)
+        registry.reset()
+        return site
+
+    yield write
+    registry.reset()
