@@ -15,6 +15,9 @@ except metadata.PackageNotFoundError:  # running from a source tree that is not 
     __version__ = "0+unknown"
 
 _LAZY = {
+    "run": "ganzoo.train",
+    "RunResult": "ganzoo.train",
+    "sample_run": "ganzoo.sample",
     "load_recipe": "ganzoo.recipe",
     "recipe_from_dict": "ganzoo.recipe",
     "Recipe": "ganzoo.recipe",

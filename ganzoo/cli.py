@@ -37,14 +37,14 @@ def _console(stderr: bool = False) -> Console:
     return Console(file=stream, width=None if stream.isatty() else 4096, highlight=False)
 
 
-out = _console()
-err = _console(stderr=True)
+console = _console()
+console_err = _console(stderr=True)
 _DEBUG = {"on": False}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
-    err.print(f"warning: {message}", style="yellow", markup=False, soft_wrap=True)
+    console_err.print(f"warning: {message}", style="yellow", markup=False, soft_wrap=True)
 
 
 def _handled(func: F) -> F:
@@ -59,17 +59,17 @@ def _handled(func: F) -> F:
                 traceback.print_exc()
             lines = exc.lines if isinstance(exc, RecipeError) else [f"error: {exc}"]
             for line in lines:
-                err.print(line, style="red", markup=False, soft_wrap=True)
+                console_err.print(line, style="red", markup=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except (typer.Exit, typer.Abort):
             raise
         except KeyboardInterrupt:
-            err.print("interrupted", style="red")
+            console_err.print("interrupted", style="red")
             raise typer.Exit(130) from None
         except Exception as exc:
             if _DEBUG["on"]:
                 raise
-            err.print(
+            console_err.print(
                 f"error: internal error: {type(exc).__name__}: {exc} "
                 "(run again with --debug for the traceback)",
                 style="red",
@@ -83,7 +83,7 @@ def _handled(func: F) -> F:
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"ganzoo {__version__}")
+        console.print(f"ganzoo {__version__}")
         raise typer.Exit()
 
 
@@ -185,7 +185,7 @@ def list_components(
             _add_row(table, e["name"], e["summary"], f"{e['dist']} {e['version']}")
         if not entries:
             _add_row(table, "(none installed)", "", "")
-        out.print(table)
+        console.print(table)
 
 
 def _list_recipes(as_json: bool) -> None:
@@ -206,7 +206,7 @@ def _list_recipes(as_json: bool) -> None:
     table.add_column("summary")
     for row in rows:
         _add_row(table, row["name"], row["summary"])
-    out.print(table)
+    console.print(table)
 
 
 @app.command()
@@ -225,9 +225,9 @@ def show(
     if as_json:
         _print_json(info)
         return
-    out.print(f"[bold]{info['kind']} {info['name']}[/bold]  ({info['dist']} {info['version']})")
-    out.print(info["doc"], markup=False)
-    out.print()
+    console.print(f"[bold]{info['kind']} {info['name']}[/bold]  ({info['dist']} {info['version']})")
+    console.print(info["doc"], markup=False)
+    console.print()
     table = Table(title="parameters", title_justify="left", title_style="bold")
     for column in ("name", "type", "default", "description"):
         table.add_column(column)
@@ -236,7 +236,7 @@ def show(
         _add_row(table, p["name"], p["type"], default, p["description"])
     if not info["params"]:
         _add_row(table, "(none)", "", "", "")
-    out.print(table)
+    console.print(table)
     if "sizes" in info:
         sizes = Table(title="sizes (default parameters)", title_justify="left", title_style="bold")
         for column in ("data shape", "output shape", "parameters"):
@@ -248,10 +248,10 @@ def show(
                 "(" + ", ".join(map(str, row["output_shape"])) + ")",
                 f"{row['parameters']:,}",
             )
-        out.print(sizes)
+        console.print(sizes)
     if "uses_discriminator" in info:
         uses = "yes" if info["uses_discriminator"] else "no"
-        out.print(
+        console.print(
             f"uses a discriminator: {uses}; "
             f"discriminator steps per generator step: {info['default_d_steps']}"
         )
@@ -295,9 +295,9 @@ def plugins(as_json: JsonOption = False) -> None:
                 e["status"], "red"
             )
             _add_row(table, e["kind"], e["name"], e["value"], status, style=style)
-        out.print(table)
+        console.print(table)
     if not rows:
-        out.print("no plugins installed")
+        console.print("no plugins installed")
 
 
 @app.command()
@@ -319,7 +319,116 @@ def validate(
         sys.stdout.write(resolved.to_toml())
         return
     parts = ", ".join(f"{s} {c.name}" for s, c in resolved.components.items())
-    out.print(f"{resolved.source}: ok ({resolved.name}: {parts})", markup=False)
+    console.print(f"{resolved.source}: ok ({resolved.name}: {parts})", markup=False)
+
+
+DeviceOption = Annotated[
+    str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
+]
+
+
+@app.command()
+@_handled
+def run(
+    recipe: Annotated[
+        str | None,
+        typer.Argument(
+            help="A recipe file or bundled recipe name; default: quickstart (or, with "
+            "--resume, the run's own recipe).",
+            autocompletion=_complete_recipe,
+        ),
+    ] = None,
+    overrides: SetOption = None,
+    out: Annotated[
+        str | None, typer.Option("--out", "-o", help="Run folder (default runs/NAME/TIME).")
+    ] = None,
+    device: DeviceOption = "auto",
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Continue the run in this folder.")
+    ] = None,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoint", help="With --resume: a file in checkpoints/ (default last.pt)."
+        ),
+    ] = None,
+    data_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--data-dir", help="Data folder (default $GANZOO_DATA_DIR or ~/.cache/ganzoo/data)."
+        ),
+    ] = None,
+    download: Annotated[
+        bool, typer.Option("--download", help="Let datasets download missing files.")
+    ] = False,
+    progress: Annotated[str, typer.Option("--progress", help="auto, bar, plain or none.")] = "auto",
+) -> None:
+    """Train a recipe into a run folder (samples, checkpoints, metrics, logs)."""
+    from ganzoo.errors import UsageError
+    from ganzoo.train import run as run_recipe
+
+    if progress not in ("auto", "bar", "plain", "none"):
+        raise UsageError(f"--progress {progress}: choose auto, bar, plain or none")
+    if recipe is None and resume is None:
+        recipe = "quickstart"
+    result = run_recipe(
+        recipe,
+        overrides=overrides or [],
+        out=out,
+        device=device,
+        resume=resume,
+        checkpoint=checkpoint,
+        data_dir=data_dir,
+        download=download,
+        progress=progress,  # type: ignore[arg-type]
+    )
+    if result.interrupted_by is not None:
+        console_err.print(
+            f"stopped by {result.interrupted_by} at step {result.step}/{result.total_steps}; "
+            f"checkpoint saved. Continue with: ganzoo run --resume {result.run_dir}",
+            style="yellow",
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(130 if result.interrupted_by == "SIGINT" else 143)
+    console_err.print(
+        f"done: {result.step} steps in {result.seconds:.1f} s "
+        f"({result.images_per_s:,.0f} images/s); run folder: {result.run_dir}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+@_handled
+def sample(
+    run_dir: Annotated[str, typer.Argument(help="A run folder.")],
+    n: Annotated[int, typer.Option("--n", help="Samples (or interpolation rows).")] = 64,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the latent draw.")] = 0,
+    out: Annotated[str | None, typer.Option("--out", "-o", help="PNG to write.")] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option("--checkpoint", help="A file in checkpoints/ (default last.pt).")
+    ] = None,
+    interpolate: Annotated[
+        bool, typer.Option("--interpolate", help="Rows of spherical latent interpolations.")
+    ] = False,
+    steps: Annotated[int, typer.Option("--steps", help="Images per interpolation row.")] = 10,
+    device: DeviceOption = "auto",
+) -> None:
+    """Draw samples (or a latent interpolation grid) from a trained run's generator."""
+    from ganzoo.sample import sample_run
+
+    path = sample_run(
+        run_dir,
+        n=n,
+        seed=seed,
+        out=out,
+        checkpoint=checkpoint,
+        interpolate=interpolate,
+        steps=steps,
+        device=device,
+    )
+    sys.stdout.write(f"{path}\n")
 
 
 def main() -> None:

@@ -1,0 +1,179 @@
+"""Batches for the training loop: from a tensor held on the device, or streamed from disk.
+
+Both feeders walk the same sequence: epoch ``e`` visits the samples in the order of a
+permutation seeded by ``(seed, e)``, in full batches (the remainder is dropped). Their state
+is just ``(epoch, position)``, so a resumed run sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from ganzoo.api import Dataset, to_model_space
+from ganzoo.errors import ComponentConfigError, DataError
+
+# The largest dataset (in bytes) kept on the training device when data_on_device = "auto".
+AUTO_DEVICE_BYTES = 2 * 1024**3
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
+    """The sample order of one epoch: a permutation of ``range(n)`` seeded by seed and epoch."""
+    generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63)
+    return torch.randperm(n, generator=generator)
+
+
+class EpochCursor:
+    """Where the walk through the epochs stands: the epoch and the position inside it."""
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        if n < batch_size:
+            raise DataError(f"the dataset has {n} samples, fewer than one batch ({batch_size})")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.epoch, self.position = 0, 0
+        self._order: Tensor | None = None
+
+    def order(self) -> Tensor:
+        """The permutation of the current epoch (cached)."""
+        if self._order is None:
+            self._order = epoch_permutation(self.n, self.seed, self.epoch)
+        return self._order
+
+    def advance(self) -> tuple[Tensor, int]:
+        """Return the current epoch's order and the start of the next batch, then step on."""
+        if self.position + self.batch_size > self.n:
+            self.epoch, self.position, self._order = self.epoch + 1, 0, None
+        start = self.position
+        self.position += self.batch_size
+        return self.order(), start
+
+    def state_dict(self) -> dict[str, int]:
+        """The position as plain integers."""
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Move to a saved position."""
+        self.epoch, self.position, self._order = int(state["epoch"]), int(state["position"]), None
+
+
+class DeviceFeeder:
+    """Batches by indexing one tensor that holds the whole dataset (on the training device)."""
+
+    def __init__(self, data: Tensor, batch_size: int, seed: int, device: torch.device) -> None:
+        self.data = data
+        self.device = device
+        self.cursor = EpochCursor(len(data), batch_size, seed)
+        self._order_epoch = -1
+        self._order: Tensor | None = None
+
+    def next(self) -> Tensor:
+        """The next model-space batch, on the training device."""
+        order, start = self.cursor.advance()
+        if self._order_epoch != self.cursor.epoch:
+            self._order = order.to(self.data.device)
+            self._order_epoch = self.cursor.epoch
+        assert self._order is not None
+        batch = self.data[self._order[start : start + self.cursor.batch_size]]
+        return to_model_space(batch.to(self.device, non_blocking=True))
+
+    def state_dict(self) -> dict[str, int]:
+        """The walk's position."""
+        return self.cursor.state_dict()
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume the walk at a saved position."""
+        self.cursor.load_state_dict(state)
+
+
+class _BatchIndices:
+    """An endless batch sampler for a DataLoader, walking the epochs from a given position."""
+
+    def __init__(self, cursor: EpochCursor) -> None:
+        self.cursor = cursor
+
+    def __iter__(self) -> Iterator[list[int]]:
+        while True:
+            order, start = self.cursor.advance()
+            yield order[start : start + self.cursor.batch_size].tolist()
+
+
+class LoaderFeeder:
+    """Batches streamed through a DataLoader (with worker processes) from a map-style dataset."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        num_workers: int,
+    ) -> None:
+        self.dataset = dataset
+        self.device = device
+        self.num_workers = num_workers
+        self.cursor = EpochCursor(len(dataset), batch_size, seed)
+        self._iterator: Iterator[Tensor] | None = None
+
+    def _start(self) -> Iterator[Tensor]:
+        ahead = EpochCursor(self.cursor.n, self.cursor.batch_size, self.cursor.seed)
+        ahead.load_state_dict(self.cursor.state_dict())
+        loader = torch.utils.data.DataLoader(
+            self.dataset,
+            batch_sampler=_BatchIndices(ahead),
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=self.num_workers > 0,
+            # the loader seeds its workers from this generator, not from the global one that
+            # the training step draws noise from, so (re)starting it changes no noise
+            generator=torch.Generator().manual_seed(self.cursor.seed),
+        )
+        return iter(loader)
+
+    def next(self) -> Tensor:
+        """The next model-space batch, on the training device."""
+        if self._iterator is None:
+            self._iterator = self._start()
+        self.cursor.advance()
+        batch = next(self._iterator)
+        return to_model_space(batch.to(self.device, non_blocking=True))
+
+    def state_dict(self) -> dict[str, int]:
+        """The position of the last batch handed out (workers may have read further)."""
+        return self.cursor.state_dict()
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume at a saved position (restarting the loader)."""
+        self.cursor.load_state_dict(state)
+        self._iterator = None
+
+
+Feeder = DeviceFeeder | LoaderFeeder
+
+
+def make_feeder(
+    dataset: Dataset,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+    placement: str,
+    num_workers: int,
+) -> Feeder:
+    """Choose how to feed ``dataset``: held in memory (on the device when it fits) or streamed.
+
+    ``placement`` is the recipe's ``train.data_on_device``: ``auto`` holds an in-memory
+    dataset on the device up to 2 GiB; ``always`` holds any dataset there (decoding a
+    streamed one first); ``never`` keeps it on the host.
+    """
+    data = dataset.tensor()
+    if data is None and placement == "always":
+        data = torch.stack([dataset[i] for i in range(len(dataset))])
+    if data is None:
+        return LoaderFeeder(dataset, batch_size, seed, device, num_workers)
+    if data.dim() < 2:
+        raise ComponentConfigError(f"dataset tensor has shape {tuple(data.shape)}; need (N, ...)")
+    on_device = placement == "always" or (
+        placement == "auto" and data.element_size() * data.nelement() <= AUTO_DEVICE_BYTES
+    )
+    return DeviceFeeder(data.to(device) if on_device else data, batch_size, seed, device)

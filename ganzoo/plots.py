@@ -1,0 +1,92 @@
+"""Pictures of a run: sample grids, 2-D scatter plots over the real mixture, loss curves."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ganzoo.api import DataSpec, from_model_space
+
+
+def save_image_grid(images: Tensor, path: Path, nrow: int | None = None) -> None:
+    """Save model-space images (N, C, H, W) in [-1, 1] as one PNG grid with 2 px gaps."""
+    from PIL import Image
+    from torchvision.utils import make_grid
+
+    n = images.shape[0]
+    grid = make_grid(
+        from_model_space(images.cpu()), nrow=nrow or math.ceil(math.sqrt(n)), padding=2
+    )
+    array = grid.permute(1, 2, 0).numpy()
+    if images.shape[1] == 1:
+        array = array[:, :, 0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def _figure(size: tuple[float, float] = (5.0, 5.0)) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.figure(figsize=size, dpi=100), plt
+
+
+def save_scatter(
+    points: Tensor, spec: DataSpec, path: Path, real: Tensor | None = None, title: str = ""
+) -> None:
+    """Scatter 2-D samples over the real mixture's means (or real points) and save a PNG."""
+    fig, plt = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    if real is not None:
+        r = real[:2000].cpu().numpy()
+        ax.scatter(r[:, 0], r[:, 1], s=4, c="#bbbbbb", label="real", linewidths=0)
+    p = points.detach().cpu().numpy()
+    ax.scatter(p[:, 0], p[:, 1], s=4, c="#1f77b4", label="generated", linewidths=0)
+    if spec.mixture is not None:
+        means = torch.tensor(spec.mixture.means).numpy()
+        ax.scatter(means[:, 0], means[:, 1], s=30, marker="x", c="#d62728", label="modes")
+    low, high = spec.value_range
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right", fontsize=7, markerscale=2)
+    ax.set_title(title, fontsize=9)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def save_samples(samples: Tensor, spec: DataSpec, path: Path, real: Tensor | None = None) -> None:
+    """Save samples as an image grid, or as a scatter plot for 2-D points."""
+    if spec.is_image:
+        save_image_grid(samples, path)
+    elif spec.shape == (2,):
+        save_scatter(samples, spec, path, real=real, title=path.stem)
+    else:
+        raise ValueError(f"cannot picture samples of shape {spec.shape}")
+
+
+def save_loss_curves(records: Sequence[dict[str, Any]], path: Path) -> None:
+    """Plot every loss-like series of ``metrics.jsonl`` records against the step."""
+    keys = [k for k in ("d_loss", "g_loss") if any(k in r for r in records)]
+    extra = sorted({k for r in records for k in r} - {"step", "time", "images_per_s", *keys})
+    fig, plt = _figure((8.0, 4.5))
+    ax = fig.add_subplot(1, 1, 1)
+    for key in keys + extra:
+        rows = [(r["step"], r[key]) for r in records if key in r]
+        ax.plot([s for s, _ in rows], [v for _, v in rows], label=key, linewidth=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("value (mean over the logging window)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

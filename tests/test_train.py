@@ -1,0 +1,385 @@
+"""Training runs: the run folder, determinism, resume after SIGKILL/SIGINT, bad situations."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import GANZOO, REPO, run_cli
+from PIL import Image
+
+import ganzoo
+from ganzoo.checkpoint import load_checkpoint
+
+QUICK = [
+    "generator.hidden=[32, 32]",
+    "generator.latent_dim=4",
+    "discriminator.hidden=[32, 32]",
+    "train.batch_size=64",
+    "train.steps=40",
+    "train.log_every=10",
+    "train.sample_every=20",
+    "train.checkpoint_every=20",
+]
+
+SLOW_LOSS = '''
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+from ganzoo.api import LossOutput, Params
+from ganzoo.zoo.losses import NonSaturatingLoss
+
+
+class SlowLoss(NonSaturatingLoss):
+    """The non-saturating loss, 10 ms slower per step, so that tests can stop a run mid-way."""
+
+    def generator_loss(self, D, real, fake):
+        time.sleep(0.01)
+        return super().generator_loss(D, real, fake)
+
+
+class NaNAfter(NonSaturatingLoss):
+    """The non-saturating loss until generator call 25, then NaN."""
+
+    calls = 0
+
+    def generator_loss(self, D, real, fake):
+        NaNAfter.calls += 1
+        out = super().generator_loss(D, real, fake)
+        if NaNAfter.calls >= 25:
+            return LossOutput(out.value * math.nan)
+        return out
+'''
+
+
+def sets(*items: str) -> list[str]:
+    args = []
+    for item in items:
+        args += ["--set", item]
+    return args
+
+
+def weights(path: Path) -> dict[str, dict[str, torch.Tensor]]:
+    state = load_checkpoint(path)
+    return {
+        k: state[k]
+        for k in (
+            "generator",
+            "discriminator",
+            "ema",
+            "generator_optimizer",
+            "discriminator_optimizer",
+        )
+        if state.get(k) is not None
+    }
+
+
+def assert_same(a: object, b: object) -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys()
+        for key in a:
+            assert_same(a[key], b[key])
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_same(x, y)
+    else:
+        assert a == b
+
+
+@pytest.fixture
+def slow_plugin(plugin_site):
+    return plugin_site(
+        "ganzoo-testlosses",
+        "0.1",
+        {"ganzoo.losses": {"slow-ns": "slow_loss:SlowLoss", "nan-after": "slow_loss:NaNAfter"}},
+        {"slow_loss": SLOW_LOSS},
+    )
+
+
+def test_quickstart_run_folder_holds_everything(tmp_path):
+    out = tmp_path / "run"
+    done = run_cli("run", "recipes/quickstart.toml", "--out", str(out), *sets(*QUICK))
+    assert done.returncode == 0, done.stderr
+    assert f"run folder: {out}" in done.stderr
+    assert (out / "recipe.toml").read_text() == (REPO / "recipes/quickstart.toml").read_text()
+    resolved = (out / "resolved.toml").read_text()
+    assert "hidden = [\n    32,\n    32,\n]" in resolved and "steps = 40" in resolved
+    env = json.loads((out / "env.json").read_text())
+    assert env["torch"] == torch.__version__ and env["ganzoo"] == ganzoo.__version__
+    assert env["device"] == "cpu" and "ganzoo==0.1.0" in env["plugins"]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [10, 20, 30, 40]
+    for r in records:
+        assert {"d_loss", "g_loss", "d_real", "d_fake", "images_per_s"} <= r.keys()
+        assert 0 < r["d_real"] < 1 and r["images_per_s"] > 0
+    pngs = sorted((out / "samples").glob("*.png"))
+    assert [p.name for p in pngs] == ["step_00000020.png", "step_00000040.png"]
+    for png in [*pngs, out / "loss_curve.png"]:
+        with Image.open(png) as image:
+            image.verify()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
+        "last.pt", "step_00000020.pt", "step_00000040.pt"
+    ]  # fmt: skip
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 40
+    if (out / "tensorboard").exists():
+        assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+
+    again = run_cli("run", str(out / "resolved.toml"), "--out", str(tmp_path / "again"))
+    assert again.returncode == 0, again.stderr
+    assert_same(
+        weights(out / "checkpoints/last.pt"), weights(tmp_path / "again/checkpoints/last.pt")
+    )
+
+
+def test_same_recipe_and_seed_give_identical_checkpoints(tmp_path):
+    a = ganzoo.run("quickstart", overrides=QUICK, out=tmp_path / "a", progress="none")
+    b = ganzoo.run("quickstart", overrides=QUICK, out=tmp_path / "b", progress="none")
+    assert a.step == b.step == 40
+    assert_same(weights(a.checkpoint), weights(b.checkpoint))
+    c = ganzoo.run("quickstart", overrides=[*QUICK, "seed=1"], out=tmp_path / "c", progress="none")
+    assert not torch.equal(
+        weights(a.checkpoint)["generator"]["net.0.weight"],
+        weights(c.checkpoint)["generator"]["net.0.weight"],
+    )
+
+
+def _start_and_stop(out: Path, sig: int, overrides: list[str]) -> subprocess.CompletedProcess[str]:
+    """Start a run, wait for its first checkpoint, send ``sig``, return the finished process."""
+    process = subprocess.Popen(
+        [GANZOO, "run", "quickstart", "--out", str(out), *sets(*overrides)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoints" / "step_00000020.pt").exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    process.send_signal(sig)
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
+def test_stopped_run_resumes_to_identical_weights(tmp_path, slow_plugin, sig):
+    overrides = [*QUICK, "loss.name=slow-ns", "train.steps=120", "train.ema=0.9"]
+    reference = ganzoo.run(
+        "quickstart", overrides=overrides, out=tmp_path / "reference", progress="none"
+    )
+    stopped = _start_and_stop(tmp_path / "stopped", sig, overrides)
+    if sig == signal.SIGKILL:
+        assert stopped.returncode == -signal.SIGKILL
+    else:
+        assert stopped.returncode == (130 if sig == signal.SIGINT else 143), stopped.stderr
+        assert "checkpoint saved. Continue with: ganzoo run --resume" in stopped.stderr
+        assert "Traceback" not in stopped.stderr
+        # the signal's own checkpoint is the newest one, taken where the run stopped
+        step = load_checkpoint(tmp_path / "stopped/checkpoints/last.pt")["step"]
+        assert 20 <= step < 120
+    assert load_checkpoint(tmp_path / "stopped/checkpoints/last.pt")["step"] < 120
+
+    resumed = run_cli("run", "--resume", str(tmp_path / "stopped"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same(weights(reference.checkpoint), weights(tmp_path / "stopped/checkpoints/last.pt"))
+    steps = [json.loads(line)["step"] for line in (tmp_path / "stopped/metrics.jsonl").open()]
+    assert steps == sorted(set(steps)) and steps[-1] == 120
+
+
+def test_resume_can_extend_but_not_change_the_recipe(tmp_path):
+    first = ganzoo.run("quickstart", overrides=QUICK, out=tmp_path / "run", progress="none")
+    changed = run_cli(
+        "run", "quickstart", "--resume", str(first.run_dir),
+        *sets(*QUICK, "train.batch_size=32", "generator.hidden=[16, 16]"),
+    )  # fmt: skip
+    assert changed.returncode == 2
+    assert "train.batch_size (64 -> 32)" in changed.stderr
+    assert "generator.hidden ([32, 32] -> [16, 16])" in changed.stderr
+    assert "Traceback" not in changed.stderr
+    longer = ganzoo.run(resume=first.run_dir, overrides=["train.steps=60"], progress="none")
+    assert longer.step == 60
+    reference = ganzoo.run(
+        "quickstart", overrides=[*QUICK, "train.steps=60"], out=tmp_path / "ref", progress="none"
+    )
+    assert_same(weights(reference.checkpoint), weights(longer.checkpoint))
+
+
+def test_corrupt_checkpoint_is_reported_and_nothing_is_lost(tmp_path):
+    result = ganzoo.run("quickstart", overrides=QUICK, out=tmp_path / "run", progress="none")
+    last = result.run_dir / "checkpoints" / "last.pt"
+    data = last.read_bytes()
+    os.unlink(last)  # last.pt is a hard link: replace it rather than truncate step_40 too
+    last.write_bytes(data[: len(data) // 2])
+    before = {p.name: p.read_bytes() for p in result.run_dir.rglob("*") if p.is_file()}
+    done = run_cli("run", "--resume", str(result.run_dir), *sets("train.steps=60"))
+    assert done.returncode == 1
+    assert "last.pt: truncated or corrupt checkpoint" in done.stderr
+    assert "Other checkpoints there: step_00000020.pt, step_00000040.pt" in done.stderr
+    assert "Traceback" not in done.stderr
+    after = {p.name: p.read_bytes() for p in result.run_dir.rglob("*") if p.is_file()}
+    assert after == before
+    fixed = run_cli(
+        "run", "--resume", str(result.run_dir), "--checkpoint", "step_00000040.pt",
+        *sets("train.steps=60"),
+    )  # fmt: skip
+    assert fixed.returncode == 0, fixed.stderr
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    done = run_cli("run", "quickstart", "--out", str(blocker / "run"), *sets(*QUICK))
+    assert done.returncode == 1
+    assert f"cannot write the run folder {blocker / 'run'}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert blocker.read_text() == "not a folder"
+
+
+def test_non_empty_output_folder_is_refused(tmp_path):
+    result = ganzoo.run("quickstart", overrides=QUICK, out=tmp_path / "run", progress="none")
+    done = run_cli("run", "quickstart", "--out", str(result.run_dir), *sets(*QUICK))
+    assert done.returncode == 2
+    assert f"--resume {result.run_dir}" in done.stderr
+
+
+def test_missing_data_folder(tmp_path):
+    done = run_cli("run", "vanilla_mnist", "--data-dir", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert done.returncode == 1
+    message = done.stderr
+    assert (
+        "MNIST (train split): missing train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz"
+        in message
+    )
+    assert str(tmp_path / "nowhere" / "MNIST" / "raw") in message
+    assert "GANZOO_DATA_DIR" in message and "--download" in message
+    assert "Traceback" not in message
+    assert not (tmp_path / "runs").exists()
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, slow_plugin):
+    out = tmp_path / "run"
+    done = run_cli(
+        "run", "quickstart", "--out", str(out),
+        *sets(*QUICK, "loss.name=nan-after", "train.log_every=5"),
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "a loss became NaN or infinite at step 25; training stopped." in done.stderr
+    assert f"The last good checkpoint is {out / 'checkpoints' / 'last.pt'} (step 20)" in done.stderr
+    assert "Traceback" not in done.stderr
+    state = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert state["step"] == 20
+    assert all(torch.isfinite(t).all() for t in state["generator"].values())
+
+
+def test_mmd_trains_without_a_discriminator(tmp_path):
+    result = ganzoo.run(
+        "quickstart",
+        overrides=[*QUICK, "loss.name=mmd", "loss.sigmas=[0.05, 0.2, 1.0]", "train.steps=60"],
+        out=tmp_path / "run",
+        progress="none",
+    )
+    state = load_checkpoint(result.checkpoint)
+    assert state["discriminator"] is None and state["discriminator_optimizer"] is None
+    records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").open()]
+    assert all("d_loss" not in r and r["mmd2"] >= 0 for r in records)
+    assert records[-1]["mmd2"] < records[0]["mmd2"]
+
+
+def test_d_steps_consume_one_batch_each(tmp_path):
+    result = ganzoo.run(
+        "quickstart",
+        overrides=[*QUICK, "train.d_steps=3", "data.num_samples=6400", "train.steps=20"],
+        out=tmp_path / "run",
+        progress="none",
+    )
+    data = load_checkpoint(result.checkpoint)["data"]
+    batches = 20 * 3  # 60 batches of 64 from 100 per epoch
+    assert data == {"epoch": 0, "position": batches * 64}
+
+
+def write_idx_mnist(root: Path, n: int = 256) -> None:
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 28, 28), generator=rng, dtype=torch.uint8)
+    labels = torch.arange(n, dtype=torch.uint8) % 10
+    with gzip.open(raw / "train-images-idx3-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, n, 28, 28) + images.numpy().tobytes())
+    with gzip.open(raw / "train-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">II", 0x801, n) + labels.numpy().tobytes())
+
+
+def test_image_run_and_sample_command(tmp_path):
+    write_idx_mnist(tmp_path / "data")
+    out = tmp_path / "run"
+    done = run_cli(
+        "run", "vanilla_mnist", "--out", str(out), "--data-dir", str(tmp_path / "data"),
+        *sets("train.steps=6", "train.log_every=3", "train.sample_every=3",
+              "generator.hidden=[16]", "discriminator.hidden=[16]", "train.num_samples=16"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with Image.open(out / "samples" / "step_00000006.png") as grid:
+        assert grid.size == (4 * 30 + 2, 4 * 30 + 2)  # 4x4 tiles of 28 px, 2 px gaps
+    sampled = run_cli(
+        "sample", str(out), "--n", "9", "--seed", "3", "--out", str(tmp_path / "s.png")
+    )
+    assert sampled.returncode == 0, sampled.stderr
+    with Image.open(tmp_path / "s.png") as image:
+        assert image.size == (3 * 30 + 2, 3 * 30 + 2)
+    same = run_cli("sample", str(out), "--n", "9", "--seed", "3", "--out", str(tmp_path / "t.png"))
+    assert same.returncode == 0
+    assert (tmp_path / "s.png").read_bytes() == (tmp_path / "t.png").read_bytes()
+    interp = run_cli("sample", str(out), "--interpolate", "--n", "2", "--steps", "5")
+    assert interp.returncode == 0, interp.stderr
+    with Image.open(interp.stdout.strip()) as image:
+        assert image.size == (5 * 30 + 2, 2 * 30 + 2)
+
+
+def test_streamed_dataset_trains_and_resumes_identically(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = torch.Generator().manual_seed(0)
+    for i in range(40):
+        pixels = torch.randint(0, 256, (20, 24, 3), generator=rng, dtype=torch.uint8).numpy()
+        Image.fromarray(pixels).save(folder / f"{i:03d}.png")
+    overrides = [
+        "data.name=image-folder", f"data.path={json.dumps(str(folder))}", "data.size=8",
+        "data.channels=3", "generator.hidden=[16]", "discriminator.hidden=[16]",
+        "train.batch_size=8", "train.steps=12", "train.log_every=4", "train.sample_every=6",
+        "train.checkpoint_every=6", "train.num_workers=1", "train.num_samples=4",
+    ]  # fmt: skip
+    whole = ganzoo.run("quickstart", overrides=overrides, out=tmp_path / "whole", progress="none")
+    half = ganzoo.run(
+        "quickstart",
+        overrides=[*overrides, "train.steps=6"],
+        out=tmp_path / "half",
+        progress="none",
+    )
+    resumed = ganzoo.run(resume=half.run_dir, overrides=["train.steps=12"], progress="none")
+    assert resumed.step == 12
+    assert load_checkpoint(whole.checkpoint)["data"] == {"epoch": 2, "position": 16}
+    assert_same(weights(whole.checkpoint), weights(resumed.checkpoint))
+
+
+def test_cuda_device_is_refused_without_a_gpu(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    done = run_cli("run", "quickstart", "--device", "cuda", "--out", str(tmp_path / "r"))
+    assert done.returncode == 2
+    assert "--device cuda: CUDA is not available on this machine" in done.stderr
