@@ -68,8 +68,8 @@ def kind_of(name: str) -> Kind:
     plural = name if name in KINDS else _SINGULAR.get(name)
     if plural is None:
         raise UnknownComponentError(
-            f"unknown kind {name!r}; kinds are: {', '.join(KINDS)}"
-            + did_you_mean(name, [*KINDS, *_SINGULAR])
+            f"unknown kind {name!r}{did_you_mean(name, [*KINDS, *_SINGULAR])} "
+            f"(kinds: {', '.join(KINDS)})"
         )
     return KINDS[plural]
 

@@ -17,10 +17,6 @@ from torch import Tensor, nn
 from ganzoo.api import Loss, LossOutput, Params
 
 
-def _scores(D: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
-    return D(real), D(fake)
-
-
 class _CrossEntropyLoss(Loss):
     """Shared discriminator side of the binary cross-entropy losses."""
 
@@ -34,20 +30,32 @@ class _CrossEntropyLoss(Loss):
             description="One-sided label smoothing: real targets become 1 - label_smoothing "
             "(Salimans et al. 2016).",
         )
+        r1_gamma: float = Field(
+            0.0,
+            ge=0,
+            description="Weight gamma of the R1 penalty gamma/2 * E|grad D(x)|^2 on real data "
+            "(Mescheder et al. 2018); 0 is off.",
+        )
 
     def discriminator_loss(self, D: nn.Module, real: Tensor, fake: Tensor) -> LossOutput:
-        """-log D(x) - log(1 - D(G(z))), with optionally smoothed real targets."""
-        real_logits, fake_logits = _scores(D, real, fake)
+        """-log D(x) - log(1 - D(G(z))), with optionally smoothed real targets and R1."""
+        gamma = self.params.r1_gamma
+        if gamma > 0:
+            real = real.detach().requires_grad_(True)
+        real_logits, fake_logits = D(real), D(fake)
         target = 1.0 - self.params.label_smoothing
         real_term = target * F.softplus(-real_logits) + (1.0 - target) * F.softplus(real_logits)
         value = real_term.mean() + F.softplus(fake_logits).mean()
-        return LossOutput(
-            value,
-            {
-                "d_real": torch.sigmoid(real_logits.detach()).mean(),
-                "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
-            },
-        )
+        logs = {
+            "d_real": torch.sigmoid(real_logits.detach()).mean(),
+            "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
+        }
+        if gamma > 0:
+            (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+            r1 = grad.square().reshape(len(grad), -1).sum(1).mean()
+            value = value + 0.5 * gamma * r1
+            logs["r1"] = r1.detach()
+        return LossOutput(value, logs)
 
 
 class MinimaxLoss(_CrossEntropyLoss):
@@ -76,7 +84,7 @@ class HingeLoss(Loss):
 
     def discriminator_loss(self, D: nn.Module, real: Tensor, fake: Tensor) -> LossOutput:
         """mean(relu(1 - D(x))) + mean(relu(1 + D(G(z))))."""
-        real_logits, fake_logits = _scores(D, real, fake)
+        real_logits, fake_logits = D(real), D(fake)
         value = F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
         return LossOutput(
             value, {"d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
@@ -102,7 +110,7 @@ class LeastSquaresLoss(Loss):
 
     def discriminator_loss(self, D: nn.Module, real: Tensor, fake: Tensor) -> LossOutput:
         """0.5 mean((D(x) - b)^2) + 0.5 mean((D(G(z)) - a)^2)."""
-        real_logits, fake_logits = _scores(D, real, fake)
+        real_logits, fake_logits = D(real), D(fake)
         p = self.params
         value = (
             0.5 * (real_logits - p.real_target).square().mean()
