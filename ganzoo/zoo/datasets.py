@@ -12,6 +12,7 @@ written into a data folder otherwise.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import pickle
@@ -217,6 +218,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         ("numpy._core.multiarray", "_reconstruct"): np_multiarray._reconstruct,
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): codecs.encode,
     }
 
     def find_class(self, module: str, name: str) -> Any:
@@ -255,31 +257,39 @@ class CIFAR10(_InMemoryImages):
         return [n for n in self._FILES[self.params.split] if not (self._where() / n).is_file()]
 
     def _read(self) -> tuple[np.ndarray, np.ndarray]:
-        batches = [self._batch(name) for name in self._FILES[self.params.split]]
+        batches = [self._parse(where, raw) for where, raw in self._raw_batches()]
         images = np.concatenate([b[0] for b in batches]).reshape(-1, *self.shape)
         return images, np.concatenate([b[1] for b in batches])
 
-    def _batch(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        path = self._where() / name
+    def _raw_batches(self) -> list[tuple[Path, bytes]]:
+        """The pickled batches of the split, from the folder or else the archive (opened once)."""
+        names = self._FILES[self.params.split]
+        if all((self._where() / n).is_file() for n in names):
+            return [(self._where() / n, (self._where() / n).read_bytes()) for n in names]
+        archive_path = self.data_dir / self.ARCHIVE
         try:
-            if path.is_file():
-                raw = path.read_bytes()
-            else:
-                with tarfile.open(self.data_dir / self.ARCHIVE, "r:gz") as archive:
+            with tarfile.open(archive_path, "r:gz") as archive:
+                raw = []
+                for name in names:
                     member = archive.extractfile(f"{self.FOLDER}/{name}")
                     if member is None:
-                        raise DataError(f"{self.data_dir / self.ARCHIVE}: {name} is not a file")
-                    raw = member.read()
-                path = self.data_dir / self.ARCHIVE / name
+                        raise DataError(f"{archive_path}: {self.FOLDER}/{name} is not a file")
+                    raw.append((archive_path / name, member.read()))
+        except KeyError as exc:
+            raise DataError(f"{archive_path}: no member {exc}") from None
+        except (OSError, EOFError, tarfile.TarError) as exc:
+            raise DataError(f"{archive_path}: not a readable CIFAR-10 archive: {exc}") from None
+        return raw
+
+    def _parse(self, where: Path, raw: bytes) -> tuple[np.ndarray, np.ndarray]:
+        try:
             batch = _NumpyOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()
             data = np.asarray(batch["data"], dtype=np.uint8)
             labels = np.asarray(batch["labels"], dtype=np.int64)
-        except DataError:
-            raise
-        except (OSError, EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as e:
-            raise DataError(f"{path}: not a readable CIFAR-10 batch: {e}") from e
+        except (EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as e:
+            raise DataError(f"{where}: not a readable CIFAR-10 batch: {e}") from e
         if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-            raise DataError(f"{path}: expected rows of 3072 bytes, got shape {data.shape}")
+            raise DataError(f"{where}: expected rows of 3072 bytes, got shape {data.shape}")
         return data, labels
 
 
