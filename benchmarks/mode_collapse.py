@@ -36,7 +36,8 @@ def evaluate(recipe: str, seed: int, overrides: list[str], samples: int) -> dict
             progress="none",
         )
         seconds = time.perf_counter() - started
-        generator, _, spec, _ = load_generator(result.run_dir, device="cpu")
+        trained = load_generator(result.run_dir, device="cpu")
+        generator, spec = trained.generator, trained.spec
         assert spec.mixture is not None, "the mode benchmark needs a ring or grid dataset"
         with torch.no_grad():
             z = generator.sample_latent(samples, generator=torch.Generator().manual_seed(seed))

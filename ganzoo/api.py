@@ -30,6 +30,8 @@ __all__ = [
     "Dataset",
     "Discriminator",
     "EvalContext",
+    "FeatureExtractor",
+    "Features",
     "Generator",
     "Loss",
     "LossOutput",
@@ -278,13 +280,60 @@ class Samples(Protocol):
 
 
 @dataclass(frozen=True)
+class Features:
+    """Feature vectors and class logits of a set of samples (float32, on the CPU)."""
+
+    pool: Tensor
+    logits: Tensor
+
+
+class FeatureExtractor(Protocol):
+    """A network that maps model-space images to features and class logits."""
+
+    name: str
+
+    def protocol(self) -> dict[str, Any]:
+        """How the features are made: network, weights hash, resize, input range..."""
+        ...
+
+    def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Features (N, D) and logits (N, K) of a batch of model-space images."""
+        ...
+
+
+@dataclass(frozen=True)
 class EvalContext:
-    """Where and how a metric runs, and what the reference samples are."""
+    """Where and how metrics run: device, seed, the reference set and the feature extractor.
+
+    :meth:`features` runs the extractor over a sample set once and caches the result, so that
+    FID, IS, KID and precision/recall of one evaluation share one pass.
+    """
 
     device: torch.device
     seed: int
     reference: str
-    options: Mapping[str, Any] = field(default_factory=dict)
+    extractor: FeatureExtractor | None = None
+    batch_size: int = 250
+    _cache: dict[int, tuple[Samples, Features]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def features(self, samples: Samples) -> Features:
+        """The extractor's features and logits of ``samples`` (computed once per set)."""
+        if self.extractor is None:
+            raise ComponentConfigError("this metric needs a feature extractor (--extractor)")
+        cached = self._cache.get(id(samples))
+        if cached is not None:
+            return cached[1]
+        pools, logits = [], []
+        with torch.inference_mode():
+            for batch in samples.batches(self.batch_size):
+                pool, logit = self.extractor(batch.to(self.device))
+                pools.append(pool.float().cpu())
+                logits.append(logit.float().cpu())
+        features = Features(torch.cat(pools), torch.cat(logits))
+        self._cache[id(samples)] = (samples, features)
+        return features
 
 
 @dataclass(frozen=True)
@@ -296,7 +345,13 @@ class MetricResult:
 
 
 class Metric(Component):
-    """A score of generated samples against reference samples."""
+    """A score of generated samples against reference samples.
+
+    ``needs_features`` says whether :meth:`compute` uses ``context.features`` (so that an
+    evaluation builds the feature extractor only when some metric needs it).
+    """
+
+    needs_features: ClassVar[bool] = False
 
     def __init__(self, params: Params) -> None:
         self.params = params

@@ -118,6 +118,12 @@ def _complete_name(ctx: typer.Context, incomplete: str) -> list[str]:
     return [n for n in names if n.startswith(incomplete)]
 
 
+def _complete_dataset(incomplete: str) -> list[str]:
+    from ganzoo.registry import registry
+
+    return [n for n in registry("datasets").names() if n.startswith(incomplete)]
+
+
 def _complete_recipe(incomplete: str) -> list[str]:
     from ganzoo.recipe import bundled_recipes
 
@@ -429,6 +435,149 @@ def sample(
         device=device,
     )
     sys.stdout.write(f"{path}\n")
+
+
+ExtractorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--extractor",
+        help="inception-v3, classifier[:DATASET] or auto (Inception when its weights are "
+        "available, else the dataset's classifier).",
+    ),
+]
+WeightsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--inception-weights",
+        envvar="GANZOO_INCEPTION_WEIGHTS",
+        help="pt_inception-2015-12-05-6726825d.pth (default: the torch hub cache).",
+    ),
+]
+DataDirOption = Annotated[
+    str | None,
+    typer.Option(
+        "--data-dir", help="Data folder (default $GANZOO_DATA_DIR or ~/.cache/ganzoo/data)."
+    ),
+]
+
+
+def _report(message: str) -> None:
+    console_err.print(message, markup=False, soft_wrap=True)
+
+
+@app.command("eval")
+@_handled
+def eval_runs(
+    run_dirs: Annotated[list[str], typer.Argument(help="One or more run folders.")],
+    metrics: Annotated[
+        str | None,
+        typer.Option("--metrics", help="Comma-separated metric names (default: the recipe's)."),
+    ] = None,
+    extractor: ExtractorOption = None,
+    num_samples: Annotated[
+        int | None, typer.Option("--num-samples", help="Generated samples to score.")
+    ] = None,
+    reference_split: Annotated[
+        str | None, typer.Option("--reference-split", help="Split of the reference data.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the samples.")] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option("--checkpoint", help="A file in checkpoints/ (default last.pt).")
+    ] = None,
+    device: DeviceOption = "auto",
+    data_dir: DataDirOption = None,
+    inception_weights: WeightsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score trained runs (writes eval.json into each) and print the scores with their protocol."""
+    from ganzoo.evaluate import evaluate_run, format_score, protocol_differences
+
+    names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    reports = [
+        evaluate_run(
+            run_dir, metrics=names, extractor=extractor, num_samples=num_samples,
+            reference_split=reference_split, device=device, seed=seed, checkpoint=checkpoint,
+            data_dir=data_dir, inception_weights=inception_weights, report=_report,
+        )
+        for run_dir in run_dirs
+    ]  # fmt: skip
+    if as_json:
+        _print_json([r.to_json() for r in reports])
+        return
+    keys = list(dict.fromkeys(k for r in reports for k in r.scores))
+    table = Table(title="scores", title_justify="left", title_style="bold")
+    table.add_column("run")
+    for key in keys:
+        table.add_column(key, justify="right")
+    for run_dir, r in zip(run_dirs, reports, strict=True):
+        cells = [format_score(r.scores[k]) if k in r.scores else "-" for k in keys]
+        _add_row(table, run_dir, *cells)
+    console.print(table)
+    differences = protocol_differences(reports) if len(reports) > 1 else {}
+    shown = {k: v for k, v in reports[0].protocol.items() if k not in differences}
+    console.print("protocol: " + json.dumps(shown, default=str), markup=False, soft_wrap=True)
+    for key, values in differences.items():
+        console_err.print(
+            f"warning: protocols differ in {key}: "
+            + "; ".join(f"{d}: {v}" for d, v in zip(run_dirs, values, strict=True)),
+            style="yellow", markup=False, soft_wrap=True,
+        )  # fmt: skip
+
+
+@app.command()
+@_handled
+def fid(
+    path1: Annotated[str, typer.Argument(help="A folder of images or a .npz of statistics.")],
+    path2: Annotated[str, typer.Argument(help="A folder of images or a .npz of statistics.")],
+    extractor: Annotated[
+        str,
+        typer.Option("--extractor", help="inception-v3 (as pytorch-fid) or classifier:DATASET."),
+    ] = "inception-v3",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per batch.")] = 50,
+    device: DeviceOption = "auto",
+    data_dir: DataDirOption = None,
+    inception_weights: WeightsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """FID between two folders of images or .npz statistics, as pytorch-fid computes it."""
+    from ganzoo.evaluate import fid_between
+
+    value, protocols = fid_between(
+        path1, path2, extractor=extractor, device=device, batch_size=batch_size,
+        data_dir=data_dir, inception_weights=inception_weights,
+    )  # fmt: skip
+    if as_json:
+        _print_json({"fid": value, "protocols": protocols})
+        return
+    console.print(f"FID: {value:.6f}", markup=False)
+    for path, protocol in zip((path1, path2), protocols, strict=True):
+        console.print(f"{path}: " + json.dumps(protocol, default=str), markup=False, soft_wrap=True)
+
+
+@app.command()
+@_handled
+def stats(
+    dataset: Annotated[
+        str, typer.Argument(help="A dataset name.", autocompletion=_complete_dataset)
+    ],
+    out: Annotated[str, typer.Option("--out", "-o", help="The .npz to write.")],
+    split: Annotated[str | None, typer.Option("--split", help="train or test.")] = None,
+    extractor: Annotated[
+        str, typer.Option("--extractor", help="auto, inception-v3 or classifier[:DATASET].")
+    ] = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per batch.")] = 250,
+    device: DeviceOption = "auto",
+    data_dir: DataDirOption = None,
+    inception_weights: WeightsOption = None,
+) -> None:
+    """Precompute a dataset's feature statistics (mu, sigma) into a pytorch-fid .npz."""
+    from ganzoo.evaluate import dataset_statistics
+
+    protocol = dataset_statistics(
+        dataset, out, split=split, extractor=extractor, device=device, batch_size=batch_size,
+        data_dir=data_dir, inception_weights=inception_weights, report=_report,
+    )  # fmt: skip
+    console.print(f"{out}: " + json.dumps(protocol, default=str), markup=False, soft_wrap=True)
 
 
 def main() -> None:

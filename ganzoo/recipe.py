@@ -50,6 +50,11 @@ class OptimizerConfig(_Strict):
         (0.5, 0.999), description="Adam/AdamW moment decay rates."
     )
     weight_decay: float = Field(0.0, ge=0, description="Weight decay (decoupled for AdamW).")
+    schedule: Literal["constant", "linear", "cosine"] = Field(
+        "constant",
+        description="Learning-rate schedule over train.steps: constant, or a linear or cosine "
+        "decay to zero.",
+    )
 
 
 class TrainConfig(_Strict):
@@ -81,9 +86,17 @@ class TrainConfig(_Strict):
 class EvalConfig(_Strict):
     """The ``[eval]`` section: metrics computed at the end of training."""
 
-    metrics: list[str] = Field([], description="Metric names from the metrics registry.")
+    metrics: list[str] = Field(
+        [], description="Metric names from the metrics registry; empty: no evaluation."
+    )
     num_samples: int = Field(10_000, gt=0, description="Generated samples to score.")
     batch_size: int = Field(250, gt=0, description="Batch size for sampling and features.")
+    extractor: str = Field(
+        "auto",
+        description="Feature extractor: inception-v3, classifier[:DATASET], or auto (Inception "
+        "when its weights are available, else the dataset's classifier).",
+    )
+    seed: int = Field(0, description="Seed of the generated samples and of KID's subsets.")
 
 
 class ComponentSection(BaseModel):

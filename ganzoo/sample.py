@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -16,12 +17,22 @@ from ganzoo.recipe import Recipe, load_recipe
 from ganzoo.train import resolve_device
 
 
+@dataclass(frozen=True)
+class TrainedGenerator:
+    """A run's generator rebuilt from a checkpoint, in eval mode, with what it came from."""
+
+    generator: Generator
+    recipe: Recipe
+    spec: DataSpec
+    step: int
+    ema: bool
+
+
 def load_generator(
     run_dir: str | Path, checkpoint: str | None = None, device: str = "auto"
-) -> tuple[Generator, Recipe, DataSpec, int]:
+) -> TrainedGenerator:
     """Rebuild a run's generator (its moving average when it has one) from a checkpoint.
 
-    Returns the generator in eval mode, the run's recipe, the data spec and the step.
     Needs no data files: the spec comes from the recipe's dataset parameters.
     """
     root = Path(run_dir)
@@ -32,8 +43,9 @@ def load_generator(
     state = load_checkpoint(root / "checkpoints" / (checkpoint or LAST), torch_device)
     spec = data_spec(recipe)
     generator = build_networks(recipe, spec, torch_device).generator
-    generator.load_state_dict(state["ema"] if state.get("ema") is not None else state["generator"])
-    return generator.eval(), recipe, spec, int(state["step"])
+    ema = state.get("ema") is not None
+    generator.load_state_dict(state["ema"] if ema else state["generator"])
+    return TrainedGenerator(generator.eval(), recipe, spec, int(state["step"]), ema)
 
 
 def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
@@ -60,7 +72,8 @@ def sample_run(
     """Save a grid of ``n`` samples (or ``n`` interpolation rows of ``steps``) as a PNG."""
     if n <= 0 or steps < 2:
         raise UsageError("--n must be positive and --steps at least 2")
-    generator, _, spec, step = load_generator(run_dir, checkpoint, device)
+    trained = load_generator(run_dir, checkpoint, device)
+    generator, spec, step = trained.generator, trained.spec, trained.step
     rng = torch.Generator().manual_seed(seed)
     dev = next(generator.parameters()).device
     kind = "interpolation" if interpolate else "samples"

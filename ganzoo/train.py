@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import math
 import platform
 import signal
 import sys
@@ -21,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -37,6 +38,9 @@ from ganzoo.paths import data_dir as resolve_data_dir
 from ganzoo.plots import save_loss_curves, save_samples
 from ganzoo.progress import Progress, ProgressMode
 from ganzoo.recipe import OptimizerConfig, Recipe, load_recipe, recipe_from_dict
+
+if TYPE_CHECKING:
+    from ganzoo.evaluate import Report
 
 # Recipe fields a resumed run may change: they do not alter what the weights become.
 RESUMABLE_CHANGES = (
@@ -63,6 +67,7 @@ class RunResult:
     images_per_s: float
     checkpoint: Path | None
     interrupted_by: str | None = None
+    evaluation: Report | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -111,13 +116,22 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def recipe_changes(old: Recipe, new: Recipe) -> list[str]:
-    """The dotted fields whose values differ and that a resumed run may not change."""
+    """The dotted fields whose values differ and that a resumed run may not change.
+
+    ``train.steps`` may change only while both optimisers keep a constant learning rate:
+    a decaying schedule is laid out over the step count.
+    """
     a, b = _flatten(old.to_dict()), _flatten(new.to_dict())
+    scheduled = any(
+        opt.schedule != "constant"
+        for opt in (new.train.generator_optimizer, new.train.discriminator_optimizer)
+    )
     changed = []
     for key in sorted(set(a) | set(b)):
         if a.get(key) == b.get(key):
             continue
-        if any(key == p or key.startswith(p + ".") for p in RESUMABLE_CHANGES):
+        free = any(key == p or key.startswith(p + ".") for p in RESUMABLE_CHANGES)
+        if free and not (scheduled and key == "train.steps"):
             continue
         changed.append(f"{key} ({a.get(key, 'unset')!r} -> {b.get(key, 'unset')!r})")
     return changed
@@ -138,6 +152,16 @@ def _new_run_dir(name: str, out: Path | None) -> Path:
         n += 1
         candidate = base.with_name(f"{stamp}-{n}")
     return candidate
+
+
+def lr_factor(schedule: str, step: int, total: int) -> float:
+    """The learning-rate multiplier of ``schedule`` at ``step`` (0-based) of ``total`` steps."""
+    progress = min(step / total, 1.0)
+    if schedule == "linear":
+        return 1.0 - progress
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0
 
 
 def _make_optimizer(params: list[nn.Parameter], config: OptimizerConfig) -> torch.optim.Optimizer:
@@ -256,8 +280,21 @@ class Trainer:
         self._first_bad = torch.full((), -1, dtype=torch.long, device=device)
 
     # -- one step -------------------------------------------------------------------------
+    def _set_learning_rates(self) -> None:
+        train = self.recipe.train
+        pairs = [
+            (self.g_opt, train.generator_optimizer),
+            (self.d_opt, train.discriminator_optimizer),
+        ]
+        for optimizer, config in pairs:
+            if optimizer is not None and config.schedule != "constant":
+                lr = config.lr * lr_factor(config.schedule, self.step, train.steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+
     def train_step(self) -> None:
         """One generator update, preceded by ``d_steps`` discriminator updates."""
+        self._set_learning_rates()
         logs: dict[str, Tensor] = {}
         fake: Tensor
         real: Tensor
@@ -469,7 +506,17 @@ def run(
         folder.record_resume(resolved, env, trainer.step)
     else:
         folder.create(resolved, recipe_text, env)
-    return _Loop(trainer, folder, dataset, progress).run()
+    loop = _Loop(trainer, folder, dataset, progress)
+    result = loop.run()
+    if result.interrupted_by is None and resolved.shell.eval.metrics:
+        from ganzoo.evaluate import evaluate_run
+
+        result.evaluation = evaluate_run(
+            run_dir, device=device, data_dir=data_dir, report=loop.progress.message
+        )
+        summary = ", ".join(f"{k} {v:.4g}" for k, v in result.evaluation.scores.items())
+        loop.progress.message(f"evaluation: {summary} (eval.json)")
+    return result
 
 
 def _resume_state(

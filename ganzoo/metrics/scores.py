@@ -1,0 +1,187 @@
+"""Feature-based scores: FID, Inception Score, KID and precision/recall.
+
+Each follows its reference implementation: FID as pytorch-fid (statistics in float64), IS as
+the original code and torch-fidelity (exp of the mean KL over 10 splits, float64), KID as
+Bińkowski et al. and torch-fidelity (unbiased MMD^2, cubic polynomial kernel, random subsets
+drawn by ``numpy.random.RandomState(seed)``), precision/recall as Kynkäänniemi et al. 2019
+(k-nearest-neighbour balls, k = 3).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from ganzoo.api import EvalContext, Metric, MetricResult, Params, Samples
+from ganzoo.metrics.frechet import frechet_distance, statistics
+
+
+def _counts(real: Samples, fake: Samples) -> dict[str, int]:
+    return {"num_generated": len(fake), "num_reference": len(real)}
+
+
+class FID(Metric):
+    """Fréchet Inception Distance (Heusel et al. 2017) between reference and generated features."""
+
+    needs_features: ClassVar[bool] = True
+
+    class Params(Params):
+        """FID has no parameters: the extractor and sample counts are set by the evaluation."""
+
+    def compute(self, real: Samples, fake: Samples, context: EvalContext) -> MetricResult:
+        """The Fréchet distance of the two feature Gaussians."""
+        mu1, sigma1 = statistics(context.features(real).pool.numpy())
+        mu2, sigma2 = statistics(context.features(fake).pool.numpy())
+        return MetricResult(
+            {"fid": frechet_distance(mu1, sigma1, mu2, sigma2)}, _counts(real, fake)
+        )
+
+
+def inception_score(logits: Tensor, splits: int = 10) -> tuple[float, float]:
+    """Mean and std over ``splits`` consecutive chunks of exp(E_x KL(p(y|x) || p(y)))."""
+    logits = logits.double()
+    n = len(logits)
+    p, log_p = logits.softmax(dim=1), logits.log_softmax(dim=1)
+    scores = []
+    for i in range(splits):
+        part = slice(i * n // splits, (i + 1) * n // splits)
+        q = p[part].mean(dim=0, keepdim=True)
+        kl = (p[part] * (log_p[part] - q.log())).sum(dim=1).mean()
+        scores.append(float(kl.exp()))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+class InceptionScore(Metric):
+    """Inception Score (Salimans et al. 2016) of generated samples, over 10 splits."""
+
+    needs_features: ClassVar[bool] = True
+
+    class Params(Params):
+        """Parameters of the Inception Score."""
+
+        splits: int = Field(10, ge=1, description="Chunks the samples are scored in.")
+
+    def compute(self, real: Samples, fake: Samples, context: EvalContext) -> MetricResult:
+        """IS mean and std of the generated samples' class distributions."""
+        mean, std = inception_score(context.features(fake).logits, self.params.splits)
+        return MetricResult(
+            {"is": mean, "is_std": std}, {"num_generated": len(fake), "splits": self.params.splits}
+        )
+
+
+def _mmd2_unbiased(k_xx: np.ndarray, k_xy: np.ndarray, k_yy: np.ndarray) -> float:
+    m = k_xx.shape[0]
+    sum_xx = k_xx.sum() - np.trace(k_xx)
+    sum_yy = k_yy.sum() - np.trace(k_yy)
+    return float((sum_xx + sum_yy) / (m * (m - 1)) - 2 * k_xy.sum() / (m * m))
+
+
+def kernel_inception_distance(
+    real: np.ndarray,
+    fake: np.ndarray,
+    subsets: int = 100,
+    subset_size: int = 1000,
+    seed: int = 2020,
+    degree: int = 3,
+    coef0: float = 1.0,
+) -> tuple[float, float]:
+    """Mean and std over random subsets of the unbiased MMD^2 with a polynomial kernel.
+
+    Subsets are drawn as torch-fidelity draws them: ``RandomState(seed).choice`` without
+    replacement, fake then real, per subset.
+    """
+    rng = np.random.RandomState(seed)
+    gamma = 1.0 / real.shape[1]
+    mmds = np.zeros(subsets)
+
+    def kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (a @ b.T * gamma + coef0) ** degree
+
+    for i in range(subsets):
+        f = fake[rng.choice(len(fake), subset_size, replace=False)]
+        r = real[rng.choice(len(real), subset_size, replace=False)]
+        mmds[i] = _mmd2_unbiased(kernel(f, f), kernel(f, r), kernel(r, r))
+    return float(mmds.mean()), float(mmds.std())
+
+
+class KID(Metric):
+    """Kernel Inception Distance (Bińkowski et al. 2018): unbiased MMD^2, cubic kernel."""
+
+    needs_features: ClassVar[bool] = True
+
+    class Params(Params):
+        """Parameters of KID."""
+
+        subsets: int = Field(100, ge=1, description="Random subsets averaged over.")
+        subset_size: int = Field(
+            1000, ge=2, description="Samples per subset (capped at the smaller set's size)."
+        )
+        degree: int = Field(3, ge=1, description="Degree of the polynomial kernel.")
+        coef0: float = Field(1.0, description="Constant of the polynomial kernel.")
+
+    def compute(self, real: Samples, fake: Samples, context: EvalContext) -> MetricResult:
+        """KID mean and std over subsets."""
+        p = self.params
+        size = min(p.subset_size, len(real), len(fake))
+        mean, std = kernel_inception_distance(
+            context.features(real).pool.numpy(),
+            context.features(fake).pool.numpy(),
+            subsets=p.subsets,
+            subset_size=size,
+            seed=context.seed,
+            degree=p.degree,
+            coef0=p.coef0,
+        )
+        protocol = {**_counts(real, fake), "subsets": p.subsets, "subset_size": size}
+        return MetricResult({"kid": mean, "kid_std": std}, protocol)
+
+
+def _kth_neighbour_distance(features: Tensor, k: int, batch: int) -> Tensor:
+    """Distance of each row to its k-th nearest other row."""
+    return torch.cat(
+        [
+            torch.cdist(part, features).kthvalue(k + 1, dim=1).values
+            for part in features.split(batch)
+        ]
+    )
+
+
+def _inside_any_ball(points: Tensor, centres: Tensor, radii: Tensor, batch: int) -> Tensor:
+    return torch.cat(
+        [(torch.cdist(part, centres) <= radii).any(dim=1) for part in points.split(batch)]
+    )
+
+
+def precision_recall(
+    real: Tensor, fake: Tensor, k: int = 3, batch: int = 10_000
+) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) with k-NN balls."""
+    real_radii = _kth_neighbour_distance(real, k, batch)
+    fake_radii = _kth_neighbour_distance(fake, k, batch)
+    precision = _inside_any_ball(fake, real, real_radii, batch).float().mean()
+    recall = _inside_any_ball(real, fake, fake_radii, batch).float().mean()
+    return float(precision), float(recall)
+
+
+class PrecisionRecall(Metric):
+    """Improved precision and recall (Kynkäänniemi et al. 2019) over k-NN feature manifolds."""
+
+    needs_features: ClassVar[bool] = True
+
+    class Params(Params):
+        """Parameters of precision and recall."""
+
+        k: int = Field(3, ge=1, description="Neighbour whose distance sets each ball's radius.")
+
+    def compute(self, real: Samples, fake: Samples, context: EvalContext) -> MetricResult:
+        """Precision (generated inside the real manifold) and recall (the converse)."""
+        precision, recall = precision_recall(
+            context.features(real).pool, context.features(fake).pool, self.params.k
+        )
+        return MetricResult(
+            {"precision": precision, "recall": recall}, {**_counts(real, fake), "k": self.params.k}
+        )

@@ -1,0 +1,292 @@
+"""Evaluation: parity with pytorch-fid and torch-fidelity, known answers, commands, protocol."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+from PIL import Image
+
+import ganzoo
+from ganzoo.evaluate import fid_between
+from ganzoo.metrics.frechet import frechet_distance, load_statistics, statistics
+from ganzoo.metrics.inception import InceptionExtractor, build_fid_inception
+from ganzoo.metrics.scores import inception_score, kernel_inception_distance, precision_recall
+
+pytorch_fid = pytest.importorskip("pytorch_fid")
+torch_fidelity = pytest.importorskip("torch_fidelity")
+
+
+@pytest.fixture(scope="session")
+def random_inception(tmp_path_factory) -> Path:
+    """A random state dict for the FID InceptionV3 under the official key names.
+
+    Batch-norm statistics are set from one batch of random images, and the last block's
+    outputs are scaled down, so that pool3 features are O(1), as real ones are.
+    """
+    torch.manual_seed(0)
+    net = build_fid_inception()
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None
+    net.train()
+    with torch.no_grad():
+        net(torch.rand(6, 3, 299, 299) * 2 - 1)
+        for module in net.Mixed_7c.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.mul_(0.01)
+                module.bias.mul_(0.01)
+    path = tmp_path_factory.mktemp("weights") / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save(net.state_dict(), path)
+    return path
+
+
+@pytest.fixture
+def patched_pytorch_fid(random_inception, monkeypatch):
+    """pytorch-fid's own InceptionV3, loading the random weights instead of downloading."""
+    import pytorch_fid.inception as reference
+
+    monkeypatch.setattr(
+        reference,
+        "load_state_dict_from_url",
+        lambda *args, **kwargs: torch.load(random_inception, weights_only=True),
+    )
+    return reference
+
+
+def write_images(folder: Path, seed: int, n: int, size: int = 32) -> torch.Tensor:
+    """PNG images of smooth random blobs; returns them as floats in [0, 1] (N, 3, H, W)."""
+    folder.mkdir(parents=True)
+    rng = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 3, 4, 4, generator=rng)
+    images = torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear")
+    pixels = (images * 255).round().to(torch.uint8)
+    for i, image in enumerate(pixels):
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i:03d}.png")
+    return pixels.float() / 255
+
+
+def test_pool3_features_equal_pytorch_fid(random_inception, patched_pytorch_fid):
+    reference = patched_pytorch_fid.InceptionV3([3]).eval()
+    ours = InceptionExtractor(random_inception).eval()
+    images = torch.rand(4, 3, 28, 28)
+    with torch.no_grad():
+        expected = reference(images)[0].flatten(1)
+        pool, logits = ours(images * 2 - 1)
+    assert expected.abs().mean() > 0.1  # features of a useful size, not all zero
+    torch.testing.assert_close(pool, expected, atol=1e-5, rtol=0)
+    state = torch.load(random_inception, weights_only=True)
+    torch.testing.assert_close(logits, pool @ state["fc.weight"].T)
+    assert logits.shape == (4, 1008)
+
+
+def test_weights_load_strictly_under_official_names(random_inception, tmp_path):
+    state = torch.load(random_inception, weights_only=True)
+    assert "Mixed_7c.branch_pool.conv.weight" in state and "fc.weight" in state
+    del state["fc.bias"]
+    broken = tmp_path / "broken.pth"
+    torch.save(state, broken)
+    with pytest.raises(RuntimeError, match=r"fc\.bias"):
+        InceptionExtractor(broken)
+
+
+def test_fid_between_folders_equals_pytorch_fid(random_inception, patched_pytorch_fid, tmp_path):
+    from pytorch_fid.fid_score import calculate_fid_given_paths
+
+    write_images(tmp_path / "a", seed=1, n=10)
+    write_images(tmp_path / "b", seed=2, n=10)
+    expected = calculate_fid_given_paths(
+        [str(tmp_path / "a"), str(tmp_path / "b")], 5, "cpu", 2048, num_workers=0
+    )
+    ours, protocols = fid_between(
+        tmp_path / "a", tmp_path / "b", device="cpu", batch_size=5,
+        inception_weights=random_inception,
+    )  # fmt: skip
+    assert expected > 1.0
+    assert ours == pytest.approx(expected, abs=1e-3)
+    assert protocols[0]["extractor"] == "inception-v3"
+    assert protocols[0]["weights_sha256"] == protocols[1]["weights_sha256"]
+
+
+def test_frechet_distance_equals_pytorch_fid():
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    rng = np.random.default_rng(0)
+    for n, d in ((600, 64), (40, 64)):  # full rank, and fewer samples than dimensions
+        a = rng.standard_normal((n, d))
+        b = rng.standard_normal((n, d)) @ rng.standard_normal((d, d)) * 0.3 + 0.5
+        mu1, s1 = statistics(a)
+        mu2, s2 = statistics(b)
+        expected = calculate_frechet_distance(mu1, s1, mu2, s2)
+        assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-6)
+
+
+def test_frechet_distance_of_a_set_with_itself_is_zero():
+    features = np.random.default_rng(1).standard_normal((500, 32))
+    mu, sigma = statistics(features)
+    assert abs(frechet_distance(mu, sigma, mu, sigma)) < 1e-8
+
+
+def test_inception_score_equals_torch_fidelity():
+    from torch_fidelity.metric_isc import isc_features_to_metric
+
+    logits = torch.randn(1000, 1008, generator=torch.Generator().manual_seed(0)) * 3
+    expected = isc_features_to_metric(logits, splits=10, shuffle=False)
+    mean, std = inception_score(logits, splits=10)
+    assert mean == pytest.approx(expected["inception_score_mean"], rel=1e-4)
+    assert std == pytest.approx(expected["inception_score_std"], rel=1e-4)
+    perfect = torch.full((1000, 10), -30.0)
+    perfect[torch.arange(1000), torch.arange(1000) % 10] = 30.0
+    assert inception_score(perfect)[0] == pytest.approx(10.0, rel=1e-6)
+
+
+def test_kid_equals_torch_fidelity_and_is_zero_for_one_distribution():
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    rng = torch.Generator().manual_seed(0)
+    real = torch.randn(600, 16, generator=rng)
+    fake = torch.randn(600, 16, generator=rng) * 1.5 + 0.3
+    expected = kid_features_to_metric(
+        fake, real, kid_subsets=20, kid_subset_size=200, kid_kernel="poly",
+        kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None, kid_kernel_poly_coef0=1,
+        rng_seed=7, verbose=False,
+    )  # fmt: skip
+    mean, std = kernel_inception_distance(real.numpy(), fake.numpy(), 20, 200, seed=7)
+    assert mean == pytest.approx(expected["kernel_inception_distance_mean"], rel=1e-6)
+    assert std == pytest.approx(expected["kernel_inception_distance_std"], rel=1e-6)
+    same = torch.randn(600, 16, generator=rng)
+    mean_same, std_same = kernel_inception_distance(real.numpy(), same.numpy(), 20, 200, seed=7)
+    assert abs(mean_same) < 2 * std_same
+    assert mean > 5 * std
+
+
+def test_precision_recall_equals_torch_fidelity():
+    from torch_fidelity.metric_prc import calculate_precision_recall_full
+
+    rng = torch.Generator().manual_seed(0)
+    real = torch.randn(300, 8, generator=rng)
+    fake = torch.randn(300, 8, generator=rng) * 0.5 + 1.0
+    expected = calculate_precision_recall_full(fake, real, neighborhood=3)
+    assert precision_recall(real, fake, k=3) == pytest.approx(expected, abs=1e-9)
+    assert precision_recall(real, real.clone(), k=3) == (1.0, 1.0)
+
+
+def test_eval_on_a_quickstart_run_reports_modes(tmp_path):
+    run = ganzoo.run(
+        "quickstart",
+        overrides=["train.steps=200", "train.log_every=100", "eval.num_samples=500"],
+        out=tmp_path / "run",
+        progress="none",
+    )
+    done = run_cli("eval", str(run.run_dir), "--json")
+    assert done.returncode == 0, done.stderr
+    (report,) = json.loads(done.stdout)
+    assert set(report["scores"]) == {"modes", "high_quality", "reverse_kl"}
+    assert 0 <= report["scores"]["modes"] <= 8
+    assert report["protocol"]["num_generated"] == 500
+    assert report["protocol"]["reference"] == "ring"
+    assert report["metrics"]["modes"]["protocol"]["num_modes"] == 8
+    assert json.loads((run.run_dir / "eval.json").read_text()) == report
+
+
+def test_recipe_eval_section_runs_after_training(tmp_path):
+    run = ganzoo.run(
+        "quickstart",
+        overrides=["train.steps=100", "eval.metrics=['modes']", "eval.num_samples=300"],
+        out=tmp_path / "run",
+        progress="none",
+    )
+    assert run.evaluation is not None and "modes" in run.evaluation.scores
+    assert (run.run_dir / "eval.json").is_file()
+
+
+def test_differing_protocols_are_printed(tmp_path):
+    runs = [
+        ganzoo.run(
+            "quickstart", overrides=["train.steps=50", f"eval.num_samples={n}"],
+            out=tmp_path / f"run{n}", progress="none",
+        ).run_dir
+        for n in (300, 400)
+    ]  # fmt: skip
+    done = run_cli("eval", *map(str, runs))
+    assert done.returncode == 0, done.stderr
+    assert "warning: protocols differ in num_generated" in done.stderr
+    assert f"{runs[0]}: 300" in done.stderr and f"{runs[1]}: 400" in done.stderr
+    assert "warning: protocols differ in run" in done.stderr
+
+
+def test_inception_weights_missing_offline(tmp_path):
+    write_images(tmp_path / "a", seed=1, n=2)
+    env = {"TORCH_HOME": str(tmp_path / "torch"), "GANZOO_INCEPTION_WEIGHTS": ""}
+    done = run_cli("fid", str(tmp_path / "a"), str(tmp_path / "a"), env=env, timeout=120)
+    assert done.returncode == 1
+    expected = tmp_path / "torch" / "hub" / "checkpoints" / "pt_inception-2015-12-05-6726825d.pth"
+    assert f"Put pt_inception-2015-12-05-6726825d.pth at {expected}" in done.stderr
+    assert "--inception-weights" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_fid_of_a_folder_with_itself_is_zero(tmp_path, random_inception):
+    write_images(tmp_path / "imgs", seed=3, n=6)
+    env = {"GANZOO_INCEPTION_WEIGHTS": str(random_inception)}
+    done = run_cli("fid", str(tmp_path / "imgs"), str(tmp_path / "imgs"), "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert abs(json.loads(done.stdout)["fid"]) < 1e-4
+
+
+def test_stats_command_writes_pytorch_fid_npz(tmp_path):
+    from test_train import write_idx_mnist
+
+    write_idx_mnist(tmp_path / "data")
+    cache = {"GANZOO_CACHE_DIR": str(tmp_path / "cache")}
+    out = tmp_path / "ref.npz"
+    done = run_cli(
+        "stats", "mnist", "--split", "train", "--out", str(out), "--extractor",
+        "classifier:mnist", "--data-dir", str(tmp_path / "data"), env=cache,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    mu, sigma, protocol = load_statistics(out)
+    assert mu.shape == (128,) and sigma.shape == (128, 128)
+    assert protocol["extractor"] == "classifier:mnist" and protocol["num_images"] == 256
+    with np.load(out) as raw:  # as pytorch-fid reads it
+        assert raw["mu"].shape == (128,)
+    same = run_cli("fid", str(out), str(out), "--json", env=cache)
+    assert same.returncode == 0, same.stderr
+    assert abs(json.loads(same.stdout)["fid"]) < 1e-4
+
+
+def test_classifier_eval_of_an_image_run(tmp_path):
+    from test_train import write_idx_mnist
+
+    write_idx_mnist(tmp_path / "data")
+    env = {"GANZOO_CACHE_DIR": str(tmp_path / "cache")}
+    run = tmp_path / "run"
+    done = run_cli(
+        "run", "vanilla_mnist", "--out", str(run), "--data-dir", str(tmp_path / "data"),
+        "--set", "train.steps=4", "--set", "generator.hidden=[16]",
+        "--set", "discriminator.hidden=[16]", env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    evaluated = run_cli(
+        "eval", str(run), "--metrics", "fid,is,kid,precision-recall", "--num-samples", "200",
+        "--extractor", "classifier", "--data-dir", str(tmp_path / "data"), "--json", env=env,
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr
+    (report,) = json.loads(evaluated.stdout)
+    assert {"fid", "is", "is_std", "kid", "kid_std", "precision", "recall"} == set(report["scores"])
+    protocol = report["protocol"]
+    assert protocol["extractor"] == "classifier:mnist"
+    assert (
+        protocol["trained_on"] == "mnist train[:204]"
+        and protocol["tested_on"] == "mnist train[204:]"
+    )
+    assert len(protocol["weights_sha256"]) == 64
+    assert protocol["num_generated"] == 200 and protocol["num_reference"] == 256
+    assert protocol["quantized"] is True and protocol["ganzoo"] == ganzoo.__version__
+    assert 1.0 <= report["scores"]["is"] <= 10.0
+    cached = list((tmp_path / "cache" / "classifiers").glob("mnist-*.pt"))
+    assert len(cached) == 1 and cached[0].with_suffix(".json").is_file()
