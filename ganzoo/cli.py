@@ -155,6 +155,35 @@ def _add_row(table: Table, *cells: str, style: str = "") -> None:
     )
 
 
+DeviceOption = Annotated[
+    str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
+]
+
+
+ExtractorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--extractor",
+        help="inception-v3, classifier[:DATASET] or auto (Inception when its weights are "
+        "available, else the dataset's classifier).",
+    ),
+]
+WeightsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--inception-weights",
+        envvar="GANZOO_INCEPTION_WEIGHTS",
+        help="pt_inception-2015-12-05-6726825d.pth (default: the torch hub cache).",
+    ),
+]
+DataDirOption = Annotated[
+    str | None,
+    typer.Option(
+        "--data-dir", help="Data folder (default $GANZOO_DATA_DIR or ~/.cache/ganzoo/data)."
+    ),
+]
+
+
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
@@ -199,11 +228,9 @@ def _list_recipes(as_json: bool) -> None:
 
     rows = []
     for name, path in bundled_recipes().items():
-        comment = next(
-            (ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")),
-            "",
-        )
-        rows.append({"name": name, "summary": comment, "path": str(path)})
+        first = path.read_text().splitlines()[:1]
+        summary = first[0].lstrip("#").strip() if first and first[0].startswith("#") else ""
+        rows.append({"name": name, "summary": summary, "path": str(path)})
     if as_json:
         _print_json(rows)
         return
@@ -328,11 +355,6 @@ def validate(
     console.print(f"{resolved.source}: ok ({resolved.name}: {parts})", markup=False)
 
 
-DeviceOption = Annotated[
-    str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
-]
-
-
 @app.command()
 @_handled
 def run(
@@ -358,12 +380,8 @@ def run(
             "--checkpoint", help="With --resume: a file in checkpoints/ (default last.pt)."
         ),
     ] = None,
-    data_dir: Annotated[
-        str | None,
-        typer.Option(
-            "--data-dir", help="Data folder (default $GANZOO_DATA_DIR or ~/.cache/ganzoo/data)."
-        ),
-    ] = None,
+    data_dir: DataDirOption = None,
+    inception_weights: WeightsOption = None,
     download: Annotated[
         bool, typer.Option("--download", help="Let datasets download missing files.")
     ] = False,
@@ -387,6 +405,7 @@ def run(
         data_dir=data_dir,
         download=download,
         progress=progress,  # type: ignore[arg-type]
+        inception_weights=inception_weights,
     )
     if result.interrupted_by is not None:
         console_err.print(
@@ -437,30 +456,6 @@ def sample(
     sys.stdout.write(f"{path}\n")
 
 
-ExtractorOption = Annotated[
-    str | None,
-    typer.Option(
-        "--extractor",
-        help="inception-v3, classifier[:DATASET] or auto (Inception when its weights are "
-        "available, else the dataset's classifier).",
-    ),
-]
-WeightsOption = Annotated[
-    str | None,
-    typer.Option(
-        "--inception-weights",
-        envvar="GANZOO_INCEPTION_WEIGHTS",
-        help="pt_inception-2015-12-05-6726825d.pth (default: the torch hub cache).",
-    ),
-]
-DataDirOption = Annotated[
-    str | None,
-    typer.Option(
-        "--data-dir", help="Data folder (default $GANZOO_DATA_DIR or ~/.cache/ganzoo/data)."
-    ),
-]
-
-
 def _report(message: str) -> None:
     console_err.print(message, markup=False, soft_wrap=True)
 
@@ -484,6 +479,9 @@ def eval_runs(
     checkpoint: Annotated[
         str | None, typer.Option("--checkpoint", help="A file in checkpoints/ (default last.pt).")
     ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Batch size for sampling and features.")
+    ] = None,
     device: DeviceOption = "auto",
     data_dir: DataDirOption = None,
     inception_weights: WeightsOption = None,
@@ -497,7 +495,8 @@ def eval_runs(
         evaluate_run(
             run_dir, metrics=names, extractor=extractor, num_samples=num_samples,
             reference_split=reference_split, device=device, seed=seed, checkpoint=checkpoint,
-            data_dir=data_dir, inception_weights=inception_weights, report=_report,
+            data_dir=data_dir, inception_weights=inception_weights, batch_size=batch_size,
+            report=_report,
         )
         for run_dir in run_dirs
     ]  # fmt: skip

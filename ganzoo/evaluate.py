@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from torch import Tensor
 
 from ganzoo import __version__
@@ -31,6 +32,7 @@ from ganzoo.build import build_dataset
 from ganzoo.errors import UsageError
 from ganzoo.metrics.frechet import frechet_distance, load_statistics, save_statistics, statistics
 from ganzoo.paths import data_dir as resolve_data_dir
+from ganzoo.recipe import format_loc
 from ganzoo.registry import registry
 from ganzoo.sample import load_generator
 from ganzoo.train import resolve_device
@@ -178,13 +180,15 @@ class Report:
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """Plain data for ``eval.json``."""
-        return {"scores": self.scores, "protocol": self.protocol, "metrics": self.metrics}
+        """Plain data for ``eval.json``; a score that is not finite becomes null."""
+        scores = {k: v if math.isfinite(v) else None for k, v in self.scores.items()}
+        return {"scores": scores, "protocol": self.protocol, "metrics": self.metrics}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Report:
-        """Read back what :meth:`to_json` wrote."""
-        return cls(data["scores"], data["protocol"], data.get("metrics", {}))
+        """Read back what :meth:`to_json` wrote (null scores become NaN)."""
+        scores = {k: math.nan if v is None else v for k, v in data["scores"].items()}
+        return cls(scores, data["protocol"], data.get("metrics", {}))
 
 
 def protocol_differences(reports: list[Report]) -> dict[str, list[Any]]:
@@ -234,7 +238,7 @@ def evaluate_run(
     metric_objects = {}
     for name in names:
         cls = registry("metrics").load(name)
-        metric_objects[name] = cls(cls.Params())
+        metric_objects[name] = cls(cls.Params.model_validate(config.params.get(name, {})))
     data_overrides = [f"data.split={reference_split}"] if reference_split else []
     data_recipe = recipe
     if data_overrides:
@@ -265,7 +269,7 @@ def evaluate_run(
         "seed": seed,
         "ganzoo": __version__,
     }
-    (root / "eval.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    (root / "eval.json").write_text(json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n")
     return result
 
 
@@ -350,7 +354,13 @@ def dataset_statistics(
     """Precompute a dataset's feature statistics into a pytorch-fid-compatible ``.npz``."""
     torch_device = resolve_device(device)
     cls = registry("datasets").load(dataset)
-    params = cls.Params(**({"split": split} if split else {}))
+    if split is not None and "split" not in cls.Params.model_fields:
+        raise UsageError(f"--split {split}: dataset {dataset!r} has no splits")
+    try:
+        params = cls.Params(**({"split": split} if split else {}))
+    except ValidationError as exc:
+        problems = "; ".join(f"{format_loc(tuple(e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise UsageError(f"dataset {dataset!r}: {problems}") from None
     ds = cls(params, resolve_data_dir(data_dir))
     net = make_extractor(extractor, torch_device, dataset=dataset, data_dir=data_dir,
                          inception_weights=inception_weights, report=report)  # fmt: skip

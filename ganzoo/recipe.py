@@ -81,6 +81,9 @@ class TrainConfig(_Strict):
         "enough and the dataset offers it).",
     )
     num_workers: int = Field(2, ge=0, description="DataLoader workers for streamed datasets.")
+    tensorboard: bool = Field(
+        True, description="Write TensorBoard event files when the tensorboard package is installed."
+    )
 
 
 class EvalConfig(_Strict):
@@ -97,6 +100,10 @@ class EvalConfig(_Strict):
         "when its weights are available, else the dataset's classifier).",
     )
     seed: int = Field(0, description="Seed of the generated samples and of KID's subsets.")
+    params: dict[str, dict[str, Any]] = Field(
+        {},
+        description="Parameters of the metrics, by metric name: [eval.params.kid] subsets = 50.",
+    )
 
 
 class ComponentSection(BaseModel):
@@ -263,11 +270,7 @@ def recipe_from_dict(
             if resolved is not None:
                 components[section] = resolved
     if shell is not None:
-        for i, metric in enumerate(shell.eval.metrics):
-            try:
-                registry("metrics").get(metric)
-            except UnknownComponentError as exc:
-                errors.add(f"eval.metrics[{i}]", str(exc))
+        _check_metrics(shell.eval, errors)
         _check_discriminator(shell, components, errors)
     errors.raise_if_any()
     assert shell is not None
@@ -292,6 +295,28 @@ def _resolve_component(
         errors.add_validation(exc, component.Params, prefix=(section,))
         return None
     return ResolvedComponent(section, entry, component, validated)
+
+
+def _check_metrics(config: EvalConfig, errors: _ErrorReport) -> None:
+    for i, metric in enumerate(config.metrics):
+        try:
+            registry("metrics").get(metric)
+        except UnknownComponentError as exc:
+            errors.add(f"eval.metrics[{i}]", str(exc))
+    for metric, params in config.params.items():
+        if metric not in config.metrics:
+            errors.add(f"eval.params.{metric}", f"metric {metric!r} is not in eval.metrics")
+            continue
+        try:
+            cls = registry("metrics").load(metric)
+        except UnknownComponentError:
+            continue  # reported above
+        except PluginError as exc:
+            raise PluginError(f"{errors.where('eval.metrics')}: eval.metrics: {exc}") from None
+        try:
+            cls.Params.model_validate(params)
+        except ValidationError as exc:
+            errors.add_validation(exc, cls.Params, prefix=("eval", "params", metric))
 
 
 def _check_discriminator(

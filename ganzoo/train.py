@@ -440,8 +440,9 @@ def _resume_recipe(
         raise UsageError(f"--resume {run_dir}: not a run folder (no resolved.toml)")
     stored = load_recipe(folder.resolved)
     if recipe is None:
-        return load_recipe(folder.resolved, overrides)
-    new, _ = _prepare_recipe(recipe, overrides)
+        new = load_recipe(folder.resolved, overrides)
+    else:
+        new, _ = _prepare_recipe(recipe, overrides)
     changed = recipe_changes(stored, new)
     if changed:
         raise UsageError(
@@ -465,12 +466,15 @@ def run(
     data_dir: str | Path | None = None,
     download: bool = False,
     progress: ProgressMode = "auto",
+    inception_weights: str | Path | None = None,
 ) -> RunResult:
     """Train a recipe (a path, a bundled recipe name or a :class:`Recipe`) into a run folder.
 
     With ``resume``, continue the run in that folder from its last checkpoint (or from
     ``checkpoint``, a file name in its ``checkpoints/``); ``recipe`` may then be omitted,
-    and may change only :data:`RESUMABLE_CHANGES` (e.g. ``train.steps``).
+    and may change only :data:`RESUMABLE_CHANGES` (e.g. ``train.steps``). A recipe with an
+    ``[eval]`` section is evaluated at the end (``inception_weights`` as for
+    :func:`ganzoo.evaluate.evaluate_run`).
     """
     torch_device = resolve_device(device)
     if resume is not None:
@@ -512,8 +516,9 @@ def run(
         from ganzoo.evaluate import evaluate_run
 
         result.evaluation = evaluate_run(
-            run_dir, device=device, data_dir=data_dir, report=loop.progress.message
-        )
+            run_dir, device=device, data_dir=data_dir, inception_weights=inception_weights,
+            report=loop.progress.message,
+        )  # fmt: skip
         summary = ", ".join(f"{k} {v:.4g}" for k, v in result.evaluation.scores.items())
         loop.progress.message(f"evaluation: {summary} (eval.json)")
     return result
@@ -542,6 +547,8 @@ class _Loop:
         self.writer = self._tensorboard()
 
     def _tensorboard(self) -> Any:
+        if not self.train.tensorboard:
+            return None
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
@@ -573,8 +580,8 @@ class _Loop:
             except DivergenceError as exc:
                 self.progress.close()
                 raise DivergenceError(
-                    f"{exc}; training stopped. {self._last_good()} Lower the learning rates or "
-                    "change the loss, then start again or resume from that checkpoint."
+                    f"{exc}; training stopped. {self._last_good()} A resumed run would repeat "
+                    "the same steps: start a new run with lower learning rates or another loss."
                 ) from None
             finally:
                 self.progress.close()

@@ -197,12 +197,18 @@ def test_eval_on_a_quickstart_run_reports_modes(tmp_path):
 def test_recipe_eval_section_runs_after_training(tmp_path):
     run = ganzoo.run(
         "quickstart",
-        overrides=["train.steps=100", "eval.metrics=['modes']", "eval.num_samples=300"],
+        overrides=[
+            "train.steps=100", "eval.metrics=['modes']", "eval.num_samples=300",
+            "eval.params.modes.threshold=0.001",
+        ],
         out=tmp_path / "run",
         progress="none",
-    )
-    assert run.evaluation is not None and "modes" in run.evaluation.scores
-    assert (run.run_dir / "eval.json").is_file()
+    )  # fmt: skip
+    assert run.evaluation is not None
+    saved = json.loads((run.run_dir / "eval.json").read_text())
+    assert saved["metrics"]["modes"]["params"] == {"threshold": 0.001}
+    # with a threshold this tight no sample is high-quality: the KL is undefined, written null
+    assert saved["scores"]["high_quality"] == 0.0 and saved["scores"]["reverse_kl"] is None
 
 
 def test_differing_protocols_are_printed(tmp_path):
@@ -290,3 +296,26 @@ def test_classifier_eval_of_an_image_run(tmp_path):
     assert 1.0 <= report["scores"]["is"] <= 10.0
     cached = list((tmp_path / "cache" / "classifiers").glob("mnist-*.pt"))
     assert len(cached) == 1 and cached[0].with_suffix(".json").is_file()
+
+
+def test_stats_of_a_dataset_without_splits_is_a_usage_error(tmp_path):
+    done = run_cli("stats", "ring", "--split", "train", "--out", str(tmp_path / "r.npz"))
+    assert done.returncode == 2
+    assert "--split train: dataset 'ring' has no splits" in done.stderr
+
+
+def test_fid_of_rgb_folders_with_a_grey_classifier(tmp_path):
+    from test_train import write_idx_mnist
+
+    write_idx_mnist(tmp_path / "data")
+    write_images(tmp_path / "a", seed=1, n=8, size=28)
+    write_images(tmp_path / "b", seed=2, n=8, size=28)
+    done = run_cli(
+        "fid", str(tmp_path / "a"), str(tmp_path / "b"), "--extractor", "classifier:mnist",
+        "--data-dir", str(tmp_path / "data"), "--json",
+        env={"GANZOO_CACHE_DIR": str(tmp_path / "cache")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["fid"] > 0
+    assert result["protocols"][0]["extractor"] == "classifier:mnist"

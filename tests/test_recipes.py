@@ -9,6 +9,7 @@ from conftest import REPO, run_cli
 
 from ganzoo.errors import RecipeError
 from ganzoo.recipe import apply_overrides, bundled_recipes, load_recipe, recipe_from_dict
+from ganzoo.registry import registry
 
 GOOD = """\
 schema_version = 1
@@ -122,9 +123,10 @@ def test_unknown_keys_suggest(write):
 def test_unknown_component_name_suggests(write):
     path = write(GOOD.replace('name = "non-saturating"', 'name = "non-saturatin"'))
     lines = check_bad(path, expect=[])
+    installed = ", ".join(registry("losses").names())  # the built-ins and any plugins
     assert lines == [
         f"{path}: loss.name: unknown loss 'non-saturatin'; did you mean 'non-saturating'? "
-        "(installed losses: hinge, least-squares, minimax, mmd, non-saturating)"
+        f"(installed losses: {installed})"
     ]
 
 
@@ -232,3 +234,21 @@ def test_library_errors_carry_lines(write):
     assert info.value.lines == [
         f"{info.value.lines[0].split(':')[0]}: seed: Input should be a valid integer, unable to parse string as an integer"
     ]
+
+
+def test_eval_params_are_validated(write):
+    path = write(
+        GOOD + '\n[eval]\nmetrics = ["kid"]\n[eval.params.kid]\nsubsets = 0\n'
+        "[eval.params.modes]\nthreshold = 2.0\n"
+    )
+    check_bad(
+        path,
+        expect=[
+            f"{path}: eval.params.kid.subsets: Input should be greater than or equal to 1",
+            f"{path}: eval.params.modes: metric 'modes' is not in eval.metrics",
+        ],
+    )
+    fine = load_recipe(
+        write(GOOD + '\n[eval]\nmetrics = ["kid"]\n[eval.params.kid]\nsubsets = 5\n', "ok.toml")
+    )
+    assert fine.shell.eval.params == {"kid": {"subsets": 5}}

@@ -212,6 +212,10 @@ def test_resume_can_extend_but_not_change_the_recipe(tmp_path):
     assert "train.batch_size (64 -> 32)" in changed.stderr
     assert "generator.hidden ([32, 32] -> [16, 16])" in changed.stderr
     assert "Traceback" not in changed.stderr
+    only_set = run_cli("run", "--resume", str(first.run_dir), *sets("train.batch_size=32"))
+    assert only_set.returncode == 2
+    assert "train.batch_size (64 -> 32)" in only_set.stderr
+    assert "batch_size = 64" in (first.run_dir / "resolved.toml").read_text()
     longer = ganzoo.run(resume=first.run_dir, overrides=["train.steps=60"], progress="none")
     assert longer.step == 60
     reference = ganzoo.run(

@@ -208,7 +208,17 @@ class ClassifierExtractor(nn.Module):
         }
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """Features (N, 128) and logits (N, classes) of model-space images in [-1, 1]."""
+        """Features (N, 128) and logits (N, classes) of model-space images in [-1, 1].
+
+        RGB images given to a grey classifier are converted with the ITU-R 601-2 luma
+        weights (as PIL's ``convert("L")``); grey images given to an RGB one are repeated.
+        """
+        channels = self.net.body[0].in_channels
+        if images.shape[1] == 3 and channels == 1:
+            luma = images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+            images = (images * luma).sum(1, keepdim=True)
+        elif images.shape[1] == 1 and channels == 3:
+            images = images.repeat(1, 3, 1, 1)
         return self.net(images)
 
 
