@@ -113,7 +113,9 @@ def bench_extract(images: int, batch_size: int, size: int, device: str) -> dict[
         "pytorch_fid_images_per_s": images / min(theirs_s),
     }  # fmt: skip
     row["ratio"] = row["ganzoo_images_per_s"] / row["pytorch_fid_images_per_s"]
-    print(f"{'':<14}{'images/s':>10}   ({images} images {size}x{size}, batch {batch_size}, {device})")
+    print(
+        f"{'':<14}{'images/s':>10}   ({images} images {size}x{size}, batch {batch_size}, {device})"
+    )
     print(f"{'ganzoo':<14}{row['ganzoo_images_per_s']:>10.1f}")
     print(f"{'pytorch-fid':<14}{row['pytorch_fid_images_per_s']:>10.1f}")
     print(f"ratio {row['ratio']:.2f}")

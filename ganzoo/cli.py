@@ -386,10 +386,21 @@ def run(
         bool, typer.Option("--download", help="Let datasets download missing files.")
     ] = False,
     progress: Annotated[str, typer.Option("--progress", help="auto, bar, plain or none.")] = "auto",
+    nproc: Annotated[
+        int,
+        typer.Option(
+            "--nproc", help="Train data-parallel in N processes on this machine (via torchrun)."
+        ),
+    ] = 1,
 ) -> None:
     """Train a recipe into a run folder (samples, checkpoints, metrics, logs)."""
     from ganzoo.errors import UsageError
     from ganzoo.train import run as run_recipe
+
+    if nproc < 1:
+        raise UsageError(f"--nproc {nproc}: need at least 1 process")
+    if nproc > 1:
+        raise typer.Exit(_torchrun(nproc))
 
     if progress not in ("auto", "bar", "plain", "none"):
         raise UsageError(f"--progress {progress}: choose auto, bar, plain or none")
@@ -407,6 +418,10 @@ def run(
         progress=progress,  # type: ignore[arg-type]
         inception_weights=inception_weights,
     )
+    from ganzoo.distributed import from_environment
+
+    if not from_environment().is_main:
+        return
     if result.interrupted_by is not None:
         console_err.print(
             f"stopped by {result.interrupted_by} at step {result.step}/{result.total_steps}; "
@@ -422,6 +437,23 @@ def run(
         markup=False,
         soft_wrap=True,
     )
+
+
+def _torchrun(nproc: int) -> int:
+    """Run this same ``ganzoo run`` command in ``nproc`` processes under torchrun."""
+    import subprocess
+
+    args, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            args.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={nproc}", "-m", "ganzoo", *args]  # fmt: skip
+    return subprocess.run(command, check=False).returncode
 
 
 @app.command()

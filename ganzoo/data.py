@@ -58,24 +58,42 @@ class EpochCursor:
         self.epoch, self.position, self._order = int(state["epoch"]), int(state["position"]), None
 
 
-class DeviceFeeder:
-    """Batches by indexing one tensor that holds the whole dataset (on the training device)."""
+def shard_slice(start: int, batch_size: int, shard: tuple[int, int]) -> slice:
+    """The part of the global batch at ``start`` that process ``rank`` of ``world`` takes."""
+    rank, world = shard
+    local = batch_size // world
+    return slice(start + rank * local, start + (rank + 1) * local)
 
-    def __init__(self, data: Tensor, batch_size: int, seed: int, device: torch.device) -> None:
+
+class DeviceFeeder:
+    """Batches by indexing one tensor that holds the whole dataset (on the training device).
+
+    With ``shard = (rank, world)`` each process takes its slice of every global batch.
+    """
+
+    def __init__(
+        self,
+        data: Tensor,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        shard: tuple[int, int] = (0, 1),
+    ) -> None:
         self.data = data
         self.device = device
+        self.shard = shard
         self.cursor = EpochCursor(len(data), batch_size, seed)
         self._order_epoch = -1
         self._order: Tensor | None = None
 
     def next(self) -> Tensor:
-        """The next model-space batch, on the training device."""
+        """The next model-space batch (this process's slice), on the training device."""
         order, start = self.cursor.advance()
         if self._order_epoch != self.cursor.epoch:
             self._order = order.to(self.data.device)
             self._order_epoch = self.cursor.epoch
         assert self._order is not None
-        batch = self.data[self._order[start : start + self.cursor.batch_size]]
+        batch = self.data[self._order[shard_slice(start, self.cursor.batch_size, self.shard)]]
         return to_model_space(batch.to(self.device, non_blocking=True))
 
     def state_dict(self) -> dict[str, int]:
@@ -90,13 +108,13 @@ class DeviceFeeder:
 class _BatchIndices:
     """An endless batch sampler for a DataLoader, walking the epochs from a given position."""
 
-    def __init__(self, cursor: EpochCursor) -> None:
-        self.cursor = cursor
+    def __init__(self, cursor: EpochCursor, shard: tuple[int, int]) -> None:
+        self.cursor, self.shard = cursor, shard
 
     def __iter__(self) -> Iterator[list[int]]:
         while True:
             order, start = self.cursor.advance()
-            yield order[start : start + self.cursor.batch_size].tolist()
+            yield order[shard_slice(start, self.cursor.batch_size, self.shard)].tolist()
 
 
 class LoaderFeeder:
@@ -109,10 +127,12 @@ class LoaderFeeder:
         seed: int,
         device: torch.device,
         num_workers: int,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.dataset = dataset
         self.device = device
         self.num_workers = num_workers
+        self.shard = shard
         self.cursor = EpochCursor(len(dataset), batch_size, seed)
         self._iterator: Iterator[Tensor] | None = None
 
@@ -121,7 +141,7 @@ class LoaderFeeder:
         ahead.load_state_dict(self.cursor.state_dict())
         loader = torch.utils.data.DataLoader(
             self.dataset,
-            batch_sampler=_BatchIndices(ahead),
+            batch_sampler=_BatchIndices(ahead, self.shard),
             num_workers=self.num_workers,
             pin_memory=self.device.type == "cuda",
             persistent_workers=self.num_workers > 0,
@@ -159,21 +179,23 @@ def make_feeder(
     device: torch.device,
     placement: str,
     num_workers: int,
+    shard: tuple[int, int] = (0, 1),
 ) -> Feeder:
     """Choose how to feed ``dataset``: held in memory (on the device when it fits) or streamed.
 
     ``placement`` is the recipe's ``train.data_on_device``: ``auto`` holds an in-memory
     dataset on the device up to 2 GiB; ``always`` holds any dataset there (decoding a
-    streamed one first); ``never`` keeps it on the host.
+    streamed one first); ``never`` keeps it on the host. ``shard = (rank, world)`` gives each
+    of ``world`` processes its slice of every global batch of ``batch_size``.
     """
     data = dataset.tensor()
     if data is None and placement == "always":
         data = torch.stack([dataset[i] for i in range(len(dataset))])
     if data is None:
-        return LoaderFeeder(dataset, batch_size, seed, device, num_workers)
+        return LoaderFeeder(dataset, batch_size, seed, device, num_workers, shard)
     if data.dim() < 2:
         raise ComponentConfigError(f"dataset tensor has shape {tuple(data.shape)}; need (N, ...)")
     on_device = placement == "always" or (
         placement == "auto" and data.element_size() * data.nelement() <= AUTO_DEVICE_BYTES
     )
-    return DeviceFeeder(data.to(device) if on_device else data, batch_size, seed, device)
+    return DeviceFeeder(data.to(device) if on_device else data, batch_size, seed, device, shard)

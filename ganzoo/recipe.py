@@ -84,6 +84,15 @@ class TrainConfig(_Strict):
     tensorboard: bool = Field(
         True, description="Write TensorBoard event files when the tensorboard package is installed."
     )
+    compile: bool = Field(
+        False, description="torch.compile the networks (the first steps are slow while compiling)."
+    )
+    amp: bool = Field(
+        False, description="bf16 autocast for the forward passes on CUDA; ignored on the CPU."
+    )
+    channels_last: bool = Field(
+        False, description="Keep convolutional networks and image batches in channels-last layout."
+    )
 
 
 class EvalConfig(_Strict):

@@ -17,8 +17,9 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -26,18 +27,20 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
-from ganzoo import __version__
+from ganzoo import __version__, distributed
 from ganzoo.api import Dataset, DataSpec, Generator, to_model_space
 from ganzoo.build import Networks, build_dataset, build_networks, check_networks
 from ganzoo.checkpoint import FORMAT, LAST, load_checkpoint, rng_state, save_checkpoint
 from ganzoo.checkpoint import set_rng_state as restore_rng_state
-from ganzoo.data import Feeder, make_feeder
+from ganzoo.data import Feeder, make_feeder, shard_slice
+from ganzoo.distributed import Distributed
 from ganzoo.errors import CheckpointError, DivergenceError, GanzooError, UsageError
 from ganzoo.paths import data_dir as resolve_data_dir
 from ganzoo.plots import save_loss_curves, save_samples
 from ganzoo.progress import Progress, ProgressMode
-from ganzoo.recipe import OptimizerConfig, Recipe, load_recipe, recipe_from_dict
+from ganzoo.recipe import OptimizerConfig, Recipe, RecipeWarning, load_recipe, recipe_from_dict
 
 if TYPE_CHECKING:
     from ganzoo.evaluate import Report
@@ -70,16 +73,21 @@ class RunResult:
     evaluation: Report | None = None
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when available, else the CPU; ``cuda`` without a GPU is an error."""
+def resolve_device(name: str, dist: Distributed | None = None) -> torch.device:
+    """``auto`` is CUDA when available, else the CPU; ``cuda`` without a GPU is an error.
+
+    Under torchrun, plain ``cuda`` means this process's GPU (``cuda:LOCAL_RANK``).
+    """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except RuntimeError as exc:
         raise UsageError(f"--device {name}: {exc}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device {name}: CUDA is not available on this machine")
+    if device.type == "cuda" and device.index is None and dist is not None and dist.enabled:
+        device = torch.device("cuda", dist.local_rank)
     return device
 
 
@@ -102,6 +110,7 @@ def environment(device: torch.device) -> dict[str, Any]:
             torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
         ),
         "threads": torch.get_num_threads(),
+        "world_size": distributed.from_environment().world,
     }
     return env
 
@@ -254,14 +263,27 @@ class Trainer:
     """Alternating discriminator and generator updates over a feeder of real batches."""
 
     def __init__(
-        self, recipe: Recipe, nets: Networks, spec: DataSpec, feeder: Feeder, device: torch.device
+        self,
+        recipe: Recipe,
+        nets: Networks,
+        spec: DataSpec,
+        feeder: Feeder,
+        device: torch.device,
+        dist: Distributed | None = None,
     ) -> None:
         self.recipe, self.spec, self.feeder, self.device = recipe, spec, feeder, device
+        self.dist = dist or Distributed()
         self.G: Generator = nets.generator
         self.D = nets.discriminator if nets.loss.uses_discriminator else None
         self.loss = nets.loss
         train = recipe.train
         self.batch_size = train.batch_size
+        self.amp = train.amp and device.type == "cuda"
+        if train.channels_last:
+            for net in (self.G, self.D):
+                if net is not None:
+                    net.to(memory_format=torch.channels_last)
+        self.G_train, self.D_train, self.D_for_g = self._wrap(train.compile)
         self.d_steps = train.d_steps or type(self.loss).default_d_steps
         self.g_opt = _make_optimizer(list(self.G.parameters()), train.generator_optimizer)
         self.d_opt = (
@@ -278,6 +300,38 @@ class Trainer:
         self._sums: dict[str, Tensor] = {}
         self._window = 0
         self._first_bad = torch.full((), -1, dtype=torch.long, device=device)
+
+    def _wrap(self, compile_networks: bool) -> tuple[nn.Module, nn.Module | None, nn.Module | None]:
+        """The networks as the step calls them: under DDP across processes, compiled."""
+
+        def wrap(net: nn.Module | None, parallel: bool) -> nn.Module | None:
+            if net is None:
+                return None
+            if parallel and self.dist.enabled:
+                ids = [self.device.index] if self.device.type == "cuda" else None
+                net = DistributedDataParallel(net, device_ids=ids)
+            return torch.compile(net) if compile_networks else net
+
+        generator = wrap(self.G, parallel=True)
+        assert generator is not None
+        discriminator = wrap(self.D, parallel=True)
+        # the generator's step reads D without training it: no DDP hooks there
+        d_for_g = wrap(self.D, parallel=False) if self.dist.enabled else discriminator
+        return generator, discriminator, d_for_g
+
+    def _latent(self) -> Tensor:
+        """This process's slice of the global batch's latent vectors (same draw everywhere)."""
+        z = self.G.sample_latent(self.batch_size, device=self.device)
+        return z[shard_slice(0, self.batch_size, self.dist.shard)] if self.dist.enabled else z
+
+    def _real(self) -> Tensor:
+        real = self.feeder.next()
+        if self.recipe.train.channels_last and real.dim() == 4:
+            real = real.contiguous(memory_format=torch.channels_last)
+        return real
+
+    def _autocast(self) -> AbstractContextManager[Any]:
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
 
     # -- one step -------------------------------------------------------------------------
     def _set_learning_rates(self) -> None:
@@ -299,18 +353,19 @@ class Trainer:
         fake: Tensor
         real: Tensor
         if self.D is not None:
-            assert self.d_opt is not None
+            assert self.d_opt is not None and self.D_train is not None
             self.D.requires_grad_(True)
             for i in range(self.d_steps):
-                real = self.feeder.next()
-                z = self.G.sample_latent(self.batch_size, device=self.device)
-                if i == self.d_steps - 1:
-                    fake = self.G(z)
-                    fake_for_d = fake.detach()
-                else:
-                    with torch.no_grad():
-                        fake_for_d = self.G(z)
-                out = self.loss.discriminator_loss(self.D, real, fake_for_d)
+                real = self._real()
+                z = self._latent()
+                with self._autocast():
+                    if i == self.d_steps - 1:
+                        fake = self.G_train(z)
+                        fake_for_d = fake.detach()
+                    else:
+                        with torch.no_grad():
+                            fake_for_d = self.G_train(z)
+                    out = self.loss.discriminator_loss(self.D_train, real, fake_for_d)
                 self.d_opt.zero_grad(set_to_none=True)
                 out.value.backward()
                 self.d_opt.step()
@@ -318,9 +373,11 @@ class Trainer:
             logs |= {k: v.detach() for k, v in out.logs.items()}
             self.D.requires_grad_(False)
         else:
-            real = self.feeder.next()
-            fake = self.G(self.G.sample_latent(self.batch_size, device=self.device))
-        out_g = self.loss.generator_loss(self.D, real, fake)
+            real = self._real()
+            with self._autocast():
+                fake = self.G_train(self._latent())
+        with self._autocast():
+            out_g = self.loss.generator_loss(self.D_for_g, real, fake)
         self.g_opt.zero_grad(set_to_none=True)
         out_g.value.backward()
         self.g_opt.step()
@@ -352,9 +409,14 @@ class Trainer:
 
     # -- reading the device ---------------------------------------------------------------
     def check_finite(self) -> None:
-        """Raise :class:`DivergenceError` if a loss went NaN/inf (syncs with the device)."""
-        first_bad = int(self._first_bad.item())
-        if first_bad >= 0:
+        """Raise :class:`DivergenceError` if a loss went NaN/inf (syncs with the device).
+
+        Under torchrun every process must call it at the same step.
+        """
+        never = torch.iinfo(torch.long).max
+        first = torch.where(self._first_bad < 0, never, self._first_bad)
+        first_bad = int(distributed.minimum_(first, self.dist).item())
+        if first_bad != never:
             raise DivergenceError(f"a loss became NaN or infinite at step {first_bad}")
         params = [p for net in (self.G, self.D) if net is not None for p in net.parameters()]
         if not bool(torch.stack([p.isfinite().all() for p in params]).all()):
@@ -364,7 +426,8 @@ class Trainer:
         """The window's mean of every logged value, as a metrics record; starts a new window."""
         self.check_finite()
         record: dict[str, Any] = {"step": self.step, "time": round(seconds, 3)}
-        values = torch.stack(list(self._sums.values())).div(self._window).tolist()
+        means = torch.stack(list(self._sums.values())).div(self._window)
+        values = distributed.average_(means, self.dist).tolist()
         record |= dict(zip(self._sums, values, strict=True))
         self._sums, self._window = {}, 0
         return record
@@ -476,52 +539,82 @@ def run(
     ``[eval]`` section is evaluated at the end (``inception_weights`` as for
     :func:`ganzoo.evaluate.evaluate_run`).
     """
-    torch_device = resolve_device(device)
+    dist = distributed.from_environment()
+    torch_device = resolve_device(device, dist)
+    own_group = distributed.start(dist, torch_device)
+    try:
+        result, loop = _train(
+            recipe, overrides, out, torch_device, resume, checkpoint, data_dir, download,
+            progress, dist,
+        )  # fmt: skip
+    finally:
+        if own_group:
+            torch.distributed.destroy_process_group()
+    resolved = loop.trainer.recipe
+    if result.interrupted_by is None and resolved.shell.eval.metrics and dist.is_main:
+        from ganzoo.evaluate import evaluate_run
+
+        result.evaluation = evaluate_run(
+            result.run_dir, device=str(torch_device), data_dir=data_dir,
+            inception_weights=inception_weights, report=loop.progress.message,
+        )  # fmt: skip
+        summary = ", ".join(f"{k} {v:.4g}" for k, v in result.evaluation.scores.items())
+        loop.progress.message(f"evaluation: {summary} (eval.json)")
+    return result
+
+
+def _train(
+    recipe: str | Path | Recipe | None,
+    overrides: list[str] | tuple[str, ...],
+    out: str | Path | None,
+    device: torch.device,
+    resume: str | Path | None,
+    checkpoint: str | None,
+    data_dir: str | Path | None,
+    download: bool,
+    progress: ProgressMode,
+    dist: Distributed,
+) -> tuple[RunResult, _Loop]:
     if resume is not None:
-        run_dir = Path(resume)
-        resolved = _resume_recipe(run_dir, recipe, overrides)
+        resolved = _resume_recipe(Path(resume), recipe, overrides)
         recipe_text = None
     else:
         if recipe is None:
             raise UsageError("give a recipe to run, or --resume RUN_DIR")
         resolved, recipe_text = _prepare_recipe(recipe, overrides)
         check_networks(resolved)
-        run_dir = _new_run_dir(resolved.name, Path(out) if out is not None else None)
+    train = resolved.train
+    if train.batch_size % dist.world:
+        raise UsageError(
+            f"train.batch_size = {train.batch_size} does not split over {dist.world} processes"
+        )
+    if train.amp and device.type != "cuda":
+        warnings.warn("train.amp is ignored on the CPU (bf16 autocast runs on CUDA only)",
+                      RecipeWarning, stacklevel=3)  # fmt: skip
+    if resume is not None:
+        run_dir = Path(resume)
+    else:
+        out_dir = Path(out) if out is not None else None
+        run_dir = distributed.from_main(dist, lambda: _new_run_dir(resolved.name, out_dir))
     dataset = build_dataset(resolved, resolve_data_dir(data_dir), download)
     folder = _RunFolder(run_dir)
-    state = None
-    if resume is not None:
-        state = _resume_state(folder, checkpoint, torch_device)
+    state = _resume_state(folder, checkpoint, device) if resume is not None else None
     torch.manual_seed(resolved.seed)
     spec = dataset.spec
-    nets = build_networks(resolved, spec, torch_device)
+    nets = build_networks(resolved, spec, device)
     feeder = make_feeder(
-        dataset,
-        resolved.train.batch_size,
-        resolved.seed,
-        torch_device,
-        resolved.train.data_on_device,
-        resolved.train.num_workers,
-    )
-    trainer = Trainer(resolved, nets, spec, feeder, torch_device)
-    env = environment(torch_device)
+        dataset, train.batch_size, resolved.seed, device, train.data_on_device,
+        train.num_workers, dist.shard,
+    )  # fmt: skip
+    trainer = Trainer(resolved, nets, spec, feeder, device, dist)
+    env = environment(device)
     if state is not None:
         trainer.load_state_dict(state)
-        folder.record_resume(resolved, env, trainer.step)
+        distributed.from_main(dist, lambda: folder.record_resume(resolved, env, trainer.step))
     else:
-        folder.create(resolved, recipe_text, env)
-    loop = _Loop(trainer, folder, dataset, progress)
-    result = loop.run()
-    if result.interrupted_by is None and resolved.shell.eval.metrics:
-        from ganzoo.evaluate import evaluate_run
-
-        result.evaluation = evaluate_run(
-            run_dir, device=device, data_dir=data_dir, inception_weights=inception_weights,
-            report=loop.progress.message,
-        )  # fmt: skip
-        summary = ", ".join(f"{k} {v:.4g}" for k, v in result.evaluation.scores.items())
-        loop.progress.message(f"evaluation: {summary} (eval.json)")
-    return result
+        distributed.from_main(dist, lambda: folder.create(resolved, recipe_text, env))
+    loop = _Loop(trainer, folder, dataset, progress if dist.is_main else "none")
+    return loop.run(), loop
 
 
 def _resume_state(
@@ -541,13 +634,14 @@ class _Loop:
     ) -> None:
         self.trainer, self.folder, self.dataset = trainer, folder, dataset
         self.train = trainer.recipe.train
+        self.main = trainer.dist.is_main
         self.progress = Progress(self.train.steps, trainer.step, mode)
         self.last_checkpoint: Path | None = None
         self.checkpoint_step = trainer.step
         self.writer = self._tensorboard()
 
     def _tensorboard(self) -> Any:
-        if not self.train.tensorboard:
+        if not self.train.tensorboard or not self.main:
             return None
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -556,25 +650,40 @@ class _Loop:
         return SummaryWriter(log_dir=str(self.folder.root / "tensorboard"))
 
     def run(self) -> RunResult:
+        """Train to the recipe's step count or a stop request; return what was done.
+
+        Under torchrun the processes agree on a stop request at the next logging step.
+        """
         t = self.trainer
+        dist = t.dist
         start_step, started = t.step, time.perf_counter()
         window_start, window_step = started, t.step
         stop = _StopRequest()
+        stopping = False
         images_per_s = 0.0
-        with stop.installed(), self.folder.metrics.open("a", encoding="utf-8") as log:
+        log_file = self.folder.metrics.open("a", encoding="utf-8") if self.main else nullcontext()
+        with stop.installed(), log_file as log:
             try:
-                while t.step < self.train.steps and stop.signal_name is None:
+                while t.step < self.train.steps and not stopping:
                     t.train_step()
                     self.progress.step(t.step)
-                    if t.step % self.train.log_every == 0 or t.step == self.train.steps:
+                    logging = t.step % self.train.log_every == 0 or t.step == self.train.steps
+                    if logging:
                         now = time.perf_counter()
                         images_per_s = (t.step - window_step) * t.batch_size / (now - window_start)
-                        self._log(log, t.flush(now - started), images_per_s)
+                        record = t.flush(now - started)
+                        if self.main:
+                            self._log(log, record, images_per_s)
                         window_start, window_step = now, t.step
-                    if t.step % self.train.sample_every == 0:
+                    if t.step % self.train.sample_every == 0 and self.main:
                         self._samples()
                     if t.step % self.train.checkpoint_every == 0:
                         self._checkpoint()
+                    requested = stop.signal_name is not None
+                    if dist.enabled:
+                        stopping = logging and distributed.any_process(requested, dist, t.device)
+                    else:
+                        stopping = requested
                 if t.step > self.checkpoint_step:
                     self._checkpoint()
             except DivergenceError as exc:
@@ -588,7 +697,8 @@ class _Loop:
                 if self.writer is not None:
                     self.writer.close()
         seconds = time.perf_counter() - started
-        if stop.signal_name is None:
+        interrupted_by = stop.signal_name or ("SIGTERM" if stopping else None)
+        if interrupted_by is None and self.main:
             self._samples()
             records = self.folder.records()
             if records:
@@ -601,7 +711,7 @@ class _Loop:
             seconds,
             overall or images_per_s,
             self.last_checkpoint,
-            stop.signal_name,
+            interrupted_by,
         )
 
     def _last_good(self) -> str:
@@ -639,7 +749,8 @@ class _Loop:
     def _checkpoint(self) -> None:
         t = self.trainer
         t.check_finite()
-        self.last_checkpoint = save_checkpoint(
-            self.folder.checkpoints, t.state_dict(), t.step, self.train.keep_checkpoints
-        )
+        if self.main:
+            self.last_checkpoint = save_checkpoint(
+                self.folder.checkpoints, t.state_dict(), t.step, self.train.keep_checkpoints
+            )
         self.checkpoint_step = t.step

@@ -1,0 +1,132 @@
+"""Scale and speed switches: data-parallel runs under torchrun, torch.compile, AMP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import REPO, run_cli, shared_data_dir
+from test_train import load_checkpoint
+
+import ganzoo
+
+MLP = [
+    "generator.hidden=[32, 32]",
+    "discriminator.hidden=[32, 32]",
+    "discriminator.dropout=0.0",  # dropout masks depend on how the batch is split
+    "train.batch_size=64",
+    "train.steps=12",
+    "train.log_every=4",
+    "train.sample_every=6",
+    "train.checkpoint_every=6",
+]
+
+
+def sets(items: list[str]) -> list[str]:
+    return [arg for item in items for arg in ("--set", item)]
+
+
+def test_two_process_gloo_run_matches_one_process(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+        "-m", "ganzoo", "run", "quickstart", "--out", str(tmp_path / "ddp"), "--progress",
+        "plain", *sets(MLP),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("run folder:") == 1  # rank 0 alone reports
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]  # one run folder, no runs/
+    records = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
+    assert len(records) == 3
+    env_json = (tmp_path / "ddp" / "env.json").read_text()
+    assert '"world_size": 2' in env_json
+
+    single = ganzoo.run("quickstart", overrides=MLP, out=tmp_path / "one", progress="none")
+    a = load_checkpoint(single.checkpoint)
+    b = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pt")
+    assert a["step"] == b["step"] == 12
+    for net in ("generator", "discriminator"):
+        for name, tensor in a[net].items():
+            torch.testing.assert_close(b[net][name], tensor, atol=1e-5, rtol=0)
+    assert a["data"] == b["data"]
+
+
+def test_nproc_option_launches_torchrun_and_resume_works(tmp_path):
+    out = tmp_path / "run"
+    env = {"OMP_NUM_THREADS": "1"}
+    done = run_cli(
+        "run", "quickstart", "--nproc", "2", "--out", str(out),
+        *sets([*MLP, "train.steps=6"]), env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    resumed = run_cli("run", "--nproc", "2", "--resume", str(out), *sets(["train.steps=12"]),
+                      env=env)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    reference = ganzoo.run("quickstart", overrides=MLP, out=tmp_path / "one", progress="none")
+    a = load_checkpoint(reference.checkpoint)["generator"]
+    b = load_checkpoint(out / "checkpoints" / "last.pt")["generator"]
+    for name, tensor in a.items():
+        torch.testing.assert_close(b[name], tensor, atol=1e-5, rtol=0)
+
+
+def test_batch_that_does_not_split_is_refused(tmp_path):
+    done = run_cli(
+        "run", "quickstart", "--nproc", "2", "--out", str(tmp_path / "r"),
+        *sets([*MLP, "train.batch_size=63", "discriminator.pack=1"]),
+        env={"OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "train.batch_size = 63 does not split over 2 processes" in done.stderr
+
+
+def test_amp_on_the_cpu_is_ignored_with_a_warning(tmp_path):
+    done = run_cli(
+        "run", "quickstart", "--out", str(tmp_path / "r"), *sets([*MLP, "train.amp=true"])
+    )
+    assert done.returncode == 0, done.stderr
+    assert "warning: train.amp is ignored on the CPU" in done.stderr
+
+
+def test_compiled_cpu_run_trains(tmp_path):
+    result = ganzoo.run(
+        "quickstart",
+        overrides=[*MLP, "train.compile=true", "train.steps=6", "train.channels_last=true"],
+        out=tmp_path / "run",
+        progress="none",
+    )
+    state = load_checkpoint(result.checkpoint)
+    assert state["step"] == 6
+    assert all(torch.isfinite(t).all() for t in state["generator"].values())
+    assert not any(name.startswith("_orig_mod") for name in state["generator"])
+
+
+def test_benchmarks_run_in_smoke_mode(tmp_path):
+    data = shared_data_dir()
+    if data is None:
+        pytest.skip("the training-speed benchmark reads MNIST's test split from ../shared/data")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GANZOO_DATA_DIR": str(data)}
+    speed = subprocess.run(
+        [sys.executable, "benchmarks/training_speed.py", "--smoke", "--json", str(tmp_path / "s.json")],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=600,
+    )  # fmt: skip
+    assert speed.returncode == 0, speed.stderr[-3000:]
+    assert "mlp64" in speed.stdout and "dcgan32" in speed.stdout and "gmmn256" in speed.stdout
+    frechet = subprocess.run(
+        [sys.executable, "benchmarks/evaluation.py", "frechet", "--dims", "64", "--samples", "300",
+         "--repeats", "1"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+    )  # fmt: skip
+    assert frechet.returncode == 0, frechet.stderr[-3000:]
+    assert "speed-up" in frechet.stdout
+    modes = subprocess.run(
+        [sys.executable, "benchmarks/mode_collapse.py", "recipes/quickstart.toml", "--seeds", "1",
+         "--set", "train.steps=20", "--set", "train.log_every=10"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+    )  # fmt: skip
+    assert modes.returncode == 0, modes.stderr[-3000:]
+    assert "quickstart (mean)" in modes.stdout
