@@ -60,6 +60,22 @@ def list_checkpoints(folder: Path) -> list[Path]:
     return sorted(folder.glob("step_*.pt"))
 
 
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint a resumed run continues from: the newest numbered one, else ``last.pt``.
+
+    A run killed between writing a numbered checkpoint and relinking ``last.pt`` leaves
+    ``last.pt`` one checkpoint behind; the numbered file is complete (it was renamed into
+    place), so it is the one to take. Temporary files of interrupted writes are removed.
+    """
+    for stale in folder.glob(".*.tmp-*"):
+        stale.unlink()
+    numbered = list_checkpoints(folder)
+    if numbered:
+        return numbered[-1]
+    last = folder / LAST
+    return last if last.exists() else None
+
+
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
     """Read a checkpoint safely (``weights_only=True``) onto ``device``.
 

@@ -32,7 +32,14 @@ from torch.nn.parallel import DistributedDataParallel
 from ganzoo import __version__, distributed
 from ganzoo.api import Dataset, DataSpec, Generator, to_model_space
 from ganzoo.build import Networks, build_dataset, build_networks, check_networks
-from ganzoo.checkpoint import FORMAT, LAST, load_checkpoint, rng_state, save_checkpoint
+from ganzoo.checkpoint import (
+    FORMAT,
+    LAST,
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+)
 from ganzoo.checkpoint import set_rng_state as restore_rng_state
 from ganzoo.data import Feeder, make_feeder, shard_slice
 from ganzoo.distributed import Distributed
@@ -45,7 +52,8 @@ from ganzoo.recipe import OptimizerConfig, Recipe, RecipeWarning, load_recipe, r
 if TYPE_CHECKING:
     from ganzoo.evaluate import Report
 
-# Recipe fields a resumed run may change: they do not alter what the weights become.
+# Recipe fields a resumed run may change: they do not alter what the weights become (the
+# execution switches at most by rounding).
 RESUMABLE_CHANGES = (
     "description",
     "train.steps",
@@ -55,6 +63,10 @@ RESUMABLE_CHANGES = (
     "train.keep_checkpoints",
     "train.num_workers",
     "train.tensorboard",
+    "train.data_on_device",
+    "train.compile",
+    "train.amp",
+    "train.channels_last",
     "eval",
 )
 
@@ -174,15 +186,18 @@ def lr_factor(schedule: str, step: int, total: int) -> float:
 
 
 def _make_optimizer(params: list[nn.Parameter], config: OptimizerConfig) -> torch.optim.Optimizer:
-    if config.name == "adam":
-        return torch.optim.Adam(
-            params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+    """The configured optimiser; Adam and AdamW use their fused kernels (CPU and CUDA)."""
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    if config.name in ("adam", "adamw"):
+        optimizer = torch.optim.Adam if config.name == "adam" else torch.optim.AdamW
+        return optimizer(
+            params,
+            lr=config.lr,
+            betas=config.betas,
+            weight_decay=config.weight_decay,
+            fused=fused or None,
         )
-    if config.name == "adamw":
-        return torch.optim.AdamW(
-            params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
-        )
-    return torch.optim.RMSprop(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.RMSprop(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
 
 
 class _StopRequest:
@@ -297,8 +312,10 @@ class Trainer:
         self.step = 0
         rng = torch.Generator().manual_seed(recipe.seed + 1)
         self.fixed_noise = self.G.sample_latent(train.num_samples, generator=rng).to(device)
-        self._sums: dict[str, Tensor] = {}
-        self._window = 0
+        self._sums: dict[str, tuple[Tensor, int]] = {}
+        self._run_keys: tuple[str, ...] = ()
+        self._run_sum = torch.zeros(0, device=device)
+        self._run_steps = 0
         self._first_bad = torch.full((), -1, dtype=torch.long, device=device)
 
     def _wrap(self, compile_networks: bool) -> tuple[nn.Module, nn.Module | None, nn.Module | None]:
@@ -398,14 +415,23 @@ class Trainer:
                 ema_buffer.copy_(buffer)
 
     def _accumulate(self, logs: dict[str, Tensor]) -> None:
-        total = torch.zeros((), device=self.device)
-        for key, value in logs.items():
-            value = value.float()
-            self._sums[key] = self._sums[key] + value if key in self._sums else value.clone()
-            total = total + value
-        bad = ~torch.isfinite(total)
+        """Add this step's logged values to the window's sums (device ops only, no sync)."""
+        keys = tuple(logs)
+        values = torch.stack([v.float() for v in logs.values()])
+        if keys != self._run_keys:  # a loss may log other terms on some steps
+            self._fold_run()
+            self._run_keys, self._run_sum, self._run_steps = keys, torch.zeros_like(values), 0
+        self._run_sum += values
+        self._run_steps += 1
+        bad = ~torch.isfinite(values.sum())
         self._first_bad = torch.where(bad & (self._first_bad < 0), self.step, self._first_bad)
-        self._window += 1
+
+    def _fold_run(self) -> None:
+        """Move the sums of the current run of steps with the same log keys into the window."""
+        for i, key in enumerate(self._run_keys):
+            total, steps = self._sums.get(key, (0.0, 0))
+            self._sums[key] = (self._run_sum[i] + total, steps + self._run_steps)
+        self._run_keys = ()
 
     # -- reading the device ---------------------------------------------------------------
     def check_finite(self) -> None:
@@ -426,10 +452,11 @@ class Trainer:
         """The window's mean of every logged value, as a metrics record; starts a new window."""
         self.check_finite()
         record: dict[str, Any] = {"step": self.step, "time": round(seconds, 3)}
-        means = torch.stack(list(self._sums.values())).div(self._window)
+        self._fold_run()
+        means = torch.stack([total / steps for total, steps in self._sums.values()])
         values = distributed.average_(means, self.dist).tolist()
         record |= dict(zip(self._sums, values, strict=True))
-        self._sums, self._window = {}, 0
+        self._sums = {}
         return record
 
     # -- samples and checkpoints ------------------------------------------------------------
@@ -620,8 +647,10 @@ def _train(
 def _resume_state(
     folder: _RunFolder, checkpoint: str | None, device: torch.device
 ) -> dict[str, Any] | None:
-    path = folder.checkpoints / (checkpoint or LAST)
-    if checkpoint is None and not path.exists():
+    if checkpoint is not None:
+        return load_checkpoint(folder.checkpoints / checkpoint, device)
+    path = latest_checkpoint(folder.checkpoints) if folder.checkpoints.is_dir() else None
+    if path is None:
         return None  # stopped before its first checkpoint: start again from step 0
     return load_checkpoint(path, device)
 

@@ -193,7 +193,8 @@ def test_stopped_run_resumes_to_identical_weights(tmp_path, slow_plugin, sig):
         # the signal's own checkpoint is the newest one, taken where the run stopped
         step = load_checkpoint(tmp_path / "stopped/checkpoints/last.pt")["step"]
         assert 20 <= step < 120
-    assert load_checkpoint(tmp_path / "stopped/checkpoints/last.pt")["step"] < 120
+    newest = sorted((tmp_path / "stopped/checkpoints").glob("step_*.pt"))[-1]
+    assert load_checkpoint(newest)["step"] < 120
 
     resumed = run_cli("run", "--resume", str(tmp_path / "stopped"))
     assert resumed.returncode == 0, resumed.stderr
@@ -226,23 +227,38 @@ def test_resume_can_extend_but_not_change_the_recipe(tmp_path):
 
 def test_corrupt_checkpoint_is_reported_and_nothing_is_lost(tmp_path):
     result = ganzoo.run("quickstart", overrides=QUICK, out=tmp_path / "run", progress="none")
-    last = result.run_dir / "checkpoints" / "last.pt"
-    data = last.read_bytes()
-    os.unlink(last)  # last.pt is a hard link: replace it rather than truncate step_40 too
-    last.write_bytes(data[: len(data) // 2])
+    newest = result.run_dir / "checkpoints" / "step_00000040.pt"
+    data = newest.read_bytes()
+    os.unlink(newest)  # last.pt is a hard link to it: replace the file, keep last.pt whole
+    newest.write_bytes(data[: len(data) // 2])
     before = {p.name: p.read_bytes() for p in result.run_dir.rglob("*") if p.is_file()}
     done = run_cli("run", "--resume", str(result.run_dir), *sets("train.steps=60"))
     assert done.returncode == 1
-    assert "last.pt: truncated or corrupt checkpoint" in done.stderr
-    assert "Other checkpoints there: step_00000020.pt, step_00000040.pt" in done.stderr
+    assert "step_00000040.pt: truncated or corrupt checkpoint" in done.stderr
+    assert "Other checkpoints there: step_00000020.pt." in done.stderr
     assert "Traceback" not in done.stderr
     after = {p.name: p.read_bytes() for p in result.run_dir.rglob("*") if p.is_file()}
     assert after == before
     fixed = run_cli(
-        "run", "--resume", str(result.run_dir), "--checkpoint", "step_00000040.pt",
+        "run", "--resume", str(result.run_dir), "--checkpoint", "last.pt",
         *sets("train.steps=60"),
     )  # fmt: skip
     assert fixed.returncode == 0, fixed.stderr
+
+
+def test_resume_takes_the_newest_numbered_checkpoint(tmp_path):
+    result = ganzoo.run("quickstart", overrides=QUICK, out=tmp_path / "run", progress="none")
+    folder = result.run_dir / "checkpoints"
+    # as if killed after writing step 40 but before relinking last.pt to it
+    (folder / "last.pt").unlink()
+    os.link(folder / "step_00000020.pt", folder / "last.pt")
+    (folder / ".step_00000060.pt.tmp-123").write_bytes(b"half a checkpoint")
+    resumed = ganzoo.run(resume=result.run_dir, overrides=["train.steps=60"], progress="none")
+    reference = ganzoo.run(
+        "quickstart", overrides=[*QUICK, "train.steps=60"], out=tmp_path / "ref", progress="none"
+    )
+    assert_same(weights(reference.checkpoint), weights(resumed.checkpoint))
+    assert not list(folder.glob(".*"))
 
 
 def test_unwritable_output_folder(tmp_path):
