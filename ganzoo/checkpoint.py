@@ -55,6 +55,12 @@ def save_checkpoint(folder: Path, state: dict[str, Any], step: int, keep: int) -
     return path
 
 
+def remove_partial_writes(folder: Path) -> None:
+    """Delete temporary files that a write cut short (by SIGKILL) left behind."""
+    for stale in folder.glob(".*.tmp-*"):
+        stale.unlink()
+
+
 def list_checkpoints(folder: Path) -> list[Path]:
     """The numbered checkpoints in ``folder``, oldest first."""
     return sorted(folder.glob("step_*.pt"))
@@ -65,10 +71,8 @@ def latest_checkpoint(folder: Path) -> Path | None:
 
     A run killed between writing a numbered checkpoint and relinking ``last.pt`` leaves
     ``last.pt`` one checkpoint behind; the numbered file is complete (it was renamed into
-    place), so it is the one to take. Temporary files of interrupted writes are removed.
+    place), so it is the one to take.
     """
-    for stale in folder.glob(".*.tmp-*"):
-        stale.unlink()
     numbered = list_checkpoints(folder)
     if numbered:
         return numbered[-1]

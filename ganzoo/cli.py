@@ -377,7 +377,7 @@ def run(
     checkpoint: Annotated[
         str | None,
         typer.Option(
-            "--checkpoint", help="With --resume: a file in checkpoints/ (default last.pt)."
+            "--checkpoint", help="With --resume: a file in checkpoints/ (default the newest)."
         ),
     ] = None,
     data_dir: DataDirOption = None,
@@ -464,7 +464,8 @@ def sample(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the latent draw.")] = 0,
     out: Annotated[str | None, typer.Option("--out", "-o", help="PNG to write.")] = None,
     checkpoint: Annotated[
-        str | None, typer.Option("--checkpoint", help="A file in checkpoints/ (default last.pt).")
+        str | None,
+        typer.Option("--checkpoint", help="A file in checkpoints/ (default the newest)."),
     ] = None,
     interpolate: Annotated[
         bool, typer.Option("--interpolate", help="Rows of spherical latent interpolations.")
@@ -509,7 +510,8 @@ def eval_runs(
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the samples.")] = None,
     checkpoint: Annotated[
-        str | None, typer.Option("--checkpoint", help="A file in checkpoints/ (default last.pt).")
+        str | None,
+        typer.Option("--checkpoint", help="A file in checkpoints/ (default the newest)."),
     ] = None,
     batch_size: Annotated[
         int | None, typer.Option("--batch-size", help="Batch size for sampling and features.")

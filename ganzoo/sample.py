@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ganzoo.api import DataSpec, Generator
 from ganzoo.build import build_networks, data_spec
-from ganzoo.checkpoint import LAST, load_checkpoint
+from ganzoo.checkpoint import latest_checkpoint, load_checkpoint
 from ganzoo.errors import UsageError
 from ganzoo.plots import save_image_grid, save_samples
 from ganzoo.recipe import Recipe, load_recipe
@@ -40,7 +40,12 @@ def load_generator(
         raise UsageError(f"{root}: not a run folder (no resolved.toml)")
     recipe = load_recipe(root / "resolved.toml")
     torch_device = resolve_device(device)
-    state = load_checkpoint(root / "checkpoints" / (checkpoint or LAST), torch_device)
+    path = (
+        root / "checkpoints" / checkpoint if checkpoint else latest_checkpoint(root / "checkpoints")
+    )
+    if path is None:
+        raise UsageError(f"{root}: the run has no checkpoint yet")
+    state = load_checkpoint(path, torch_device)
     spec = data_spec(recipe)
     generator = build_networks(recipe, spec, torch_device).generator
     ema = state.get("ema") is not None

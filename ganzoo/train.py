@@ -37,6 +37,7 @@ from ganzoo.checkpoint import (
     LAST,
     latest_checkpoint,
     load_checkpoint,
+    remove_partial_writes,
     rng_state,
     save_checkpoint,
 )
@@ -649,7 +650,10 @@ def _resume_state(
 ) -> dict[str, Any] | None:
     if checkpoint is not None:
         return load_checkpoint(folder.checkpoints / checkpoint, device)
-    path = latest_checkpoint(folder.checkpoints) if folder.checkpoints.is_dir() else None
+    if not folder.checkpoints.is_dir():
+        return None
+    remove_partial_writes(folder.checkpoints)
+    path = latest_checkpoint(folder.checkpoints)
     if path is None:
         return None  # stopped before its first checkpoint: start again from step 0
     return load_checkpoint(path, device)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+import torch
+import torch.nn.functional as F
 from pydantic import Field, PositiveInt
 from torch import Tensor, nn
 
@@ -45,18 +47,39 @@ class MLPGenerator(Generator):
         output: Literal["auto", "tanh", "linear"] = Field(
             "auto", description="Output activation; auto: tanh for images, linear for points."
         )
+        categories: int = Field(
+            0,
+            ge=0,
+            description="Size of a uniform categorical (one-hot) code appended to z, as "
+            "InfoGAN's categorical code without its information term; 0 is none.",
+        )
 
     def __init__(self, params: Params, spec: DataSpec) -> None:
         super().__init__(params, spec)
-        self.latent_dim = params.latent_dim
+        self.latent_dim = params.latent_dim + params.categories
         layers, width = _hidden_layers(
-            params.hidden, params.latent_dim, params.negative_slope, 0.0, params.batch_norm
+            params.hidden, self.latent_dim, params.negative_slope, 0.0, params.batch_norm
         )
         layers.append(nn.Linear(width, spec.numel))
         tanh = params.output == "tanh" or (params.output == "auto" and spec.is_image)
         if tanh:
             layers.append(nn.Tanh())
         self.net = nn.Sequential(*layers)
+
+    def sample_latent(
+        self,
+        n: int,
+        *,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Standard normal z, followed by a one-hot categorical code when ``categories``."""
+        k = self.params.categories
+        z = torch.randn(n, self.params.latent_dim, device=device, generator=generator)
+        if not k:
+            return z
+        codes = torch.randint(k, (n,), device=device, generator=generator)
+        return torch.cat([z, F.one_hot(codes, k).to(z.dtype)], dim=1)
 
     def forward(self, z: Tensor) -> Tensor:
         """Map ``z`` (N, latent_dim) to samples (N, *spec.shape)."""
