@@ -50,7 +50,8 @@ def main() -> None:
     """Parse arguments, run every recipe on every seed, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipes", nargs="+")
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=5, help="How many seeds to train.")
+    parser.add_argument("--first-seed", type=int, default=0, help="The first seed.")
     parser.add_argument("--samples", type=int, default=2500)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--json", type=Path, help="Also write the rows as JSON here.")
@@ -64,7 +65,7 @@ def main() -> None:
     print("-" * len(header))
     for recipe in args.recipes:
         per_seed = []
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             row = {
                 "recipe": recipe,
                 "seed": seed,

@@ -64,6 +64,15 @@ def start(dist: Distributed, device: torch.device) -> bool:
     return True
 
 
+def finish() -> None:
+    """Wait until every process is done (rank 0 writes last), then leave the process group.
+
+    Leaving while another process still talks to the group can abort the process (gloo).
+    """
+    torch_dist.barrier()
+    torch_dist.destroy_process_group()
+
+
 def from_main(dist: Distributed, work: Callable[[], T]) -> T:
     """Run ``work`` on rank 0 and hand its result (or its error) to every process."""
     if not dist.enabled:

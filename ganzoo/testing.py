@@ -361,11 +361,13 @@ def check_dataset(
 ) -> None:
     """Check a dataset class with ``params`` (default: the defaults) on ``data_dir``.
 
-    ``spec_for(params)`` gives a :class:`ganzoo.api.DataSpec`; on an empty data folder the
-    dataset either needs no files or raises :class:`ganzoo.errors.DataError`; on
-    ``data_dir`` (default: an empty folder) it has samples of the spec's shape, uint8 or
-    floating for images and floating for points; ``tensor()`` is None or all samples
-    ``(N, *shape)`` agreeing with indexing; ``labels()`` is None or integers ``(N,)``.
+    ``spec_for(params)`` gives a :class:`ganzoo.api.DataSpec`. The dataset is built on
+    ``data_dir``, or on an empty folder when it is None: missing or unreadable files must
+    raise :class:`ganzoo.errors.DataError` (any other exception fails), and a dataset that
+    needs files fails the check until it gets a ``data_dir`` holding a small copy. Built, it
+    has samples of the spec's shape, uint8 or floating for images and floating for points;
+    ``tensor()`` is None or all samples ``(N, *shape)`` agreeing with indexing; ``labels()``
+    is None or integers ``(N,)``.
 
     Raises:
         ConformanceError: the first problem found.

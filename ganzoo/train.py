@@ -575,9 +575,12 @@ def run(
             recipe, overrides, out, torch_device, resume, checkpoint, data_dir, download,
             progress, dist,
         )  # fmt: skip
-    finally:
+    except BaseException:
         if own_group:
             torch.distributed.destroy_process_group()
+        raise
+    if own_group:
+        distributed.finish()
     resolved = loop.trainer.recipe
     if result.interrupted_by is None and resolved.shell.eval.metrics and dist.is_main:
         from ganzoo.evaluate import evaluate_run

@@ -38,7 +38,9 @@ def test_list_all_as_json_covers_every_kind():
     assert set(rows) == set(KINDS)
     assert {r["name"] for r in rows["datasets"]} >= {"mnist", "fashion-mnist", "cifar10",
                                                        "image-folder", "ring", "grid"}  # fmt: skip
-    assert all(r["summary"] and r["dist"] == "ganzoo" for k in rows for r in rows[k])
+    assert all(
+        r["summary"] and r["builtin"] == (r["dist"] == "ganzoo") for k in rows for r in rows[k]
+    )
 
 
 def test_list_recipes():

@@ -43,10 +43,10 @@ BUILTIN_LOSSES = ["hinge", "least-squares", "minimax", "mmd", "non-saturating"]
 
 
 def test_builtins_are_registered_through_entry_points():
-    names = registry.registry("losses").names()
-    assert names == BUILTIN_LOSSES
-    for entry in registry.registry("losses"):
-        assert entry.builtin and entry.dist == "ganzoo"
+    builtins = [e for e in registry.registry("losses") if e.builtin]
+    assert [e.name for e in builtins] == BUILTIN_LOSSES
+    for entry in builtins:
+        assert entry.dist == "ganzoo"
         assert entry.summary()  # read from the source without importing
 
 

@@ -1,0 +1,1 @@
+"""Recipes that use the WGAN-GP components; installed with the plugin as ``ganzoo_wgan.recipes``."""
