@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -80,3 +80,23 @@ def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
 
     yield write
     registry.reset()
+
+
+@pytest.fixture
+def seed_zero() -> None:
+    """Seed torch's global generator with 0 for the test."""
+    import torch
+
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Run the module's tests on one thread: small tensors gain nothing from more, and lose
+    much when other work shares the cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -70,18 +70,7 @@ def g_loss(loss, fake: list[float]) -> tuple[LossOutput, torch.Tensor]:
     return out, f
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Small tensors: one thread is as fast, and far faster when other work shares the cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("seed_zero", "one_thread")
 
 
 # --- registry ---------------------------------------------------------------------------------
