@@ -205,6 +205,15 @@ class Loss(Component):
     def __init__(self, params: Params) -> None:
         self.params = params
 
+    @property
+    def differentiates_gradients(self) -> bool:
+        """Whether the discriminator loss differentiates D's input gradients (double backward).
+
+        True for gradient penalties (R1, WGAN-GP). ``torch.compile`` cannot compile such a
+        discriminator, so ``train.compile`` then compiles the generator only.
+        """
+        return False
+
     def discriminator_loss(self, D: nn.Module, real: Tensor, fake: Tensor) -> LossOutput:
         """The discriminator's loss on a real and a (detached) fake batch."""
         raise NotImplementedError(f"{type(self).__name__} has no discriminator loss")

@@ -155,7 +155,8 @@ def recipe_changes(old: Recipe, new: Recipe) -> list[str]:
         free = any(key == p or key.startswith(p + ".") for p in RESUMABLE_CHANGES)
         if free and not (scheduled and key == "train.steps"):
             continue
-        changed.append(f"{key} ({a.get(key, 'unset')!r} -> {b.get(key, 'unset')!r})")
+        note = " (the learning-rate schedule is laid out over it)" if free else ""
+        changed.append(f"{key} ({a.get(key, 'unset')!r} -> {b.get(key, 'unset')!r}){note}")
     return changed
 
 
@@ -299,7 +300,17 @@ class Trainer:
             for net in (self.G, self.D):
                 if net is not None:
                     net.to(memory_format=torch.channels_last)
-        self.G_train, self.D_train, self.D_for_g = self._wrap(train.compile)
+        compile_d = train.compile and not self.loss.differentiates_gradients
+        if train.compile and not compile_d and self.D is not None:
+            loss_name = recipe.components["loss"].name
+            warnings.warn(
+                f"train.compile: the discriminator is not compiled, since loss '{loss_name}' "
+                "differentiates its gradients (double backward), which torch.compile does not "
+                "support; the generator is compiled",
+                RecipeWarning,
+                stacklevel=2,
+            )
+        self.G_train, self.D_train, self.D_for_g = self._wrap(train.compile, compile_d)
         self.d_steps = train.d_steps or type(self.loss).default_d_steps
         self.g_opt = _make_optimizer(list(self.G.parameters()), train.generator_optimizer)
         self.d_opt = (
@@ -319,22 +330,24 @@ class Trainer:
         self._run_steps = 0
         self._first_bad = torch.full((), -1, dtype=torch.long, device=device)
 
-    def _wrap(self, compile_networks: bool) -> tuple[nn.Module, nn.Module | None, nn.Module | None]:
+    def _wrap(
+        self, compile_g: bool, compile_d: bool
+    ) -> tuple[nn.Module, nn.Module | None, nn.Module | None]:
         """The networks as the step calls them: under DDP across processes, compiled."""
 
-        def wrap(net: nn.Module | None, parallel: bool) -> nn.Module | None:
+        def wrap(net: nn.Module | None, parallel: bool, compile_net: bool) -> nn.Module | None:
             if net is None:
                 return None
             if parallel and self.dist.enabled:
                 ids = [self.device.index] if self.device.type == "cuda" else None
                 net = DistributedDataParallel(net, device_ids=ids)
-            return torch.compile(net) if compile_networks else net
+            return torch.compile(net) if compile_net else net
 
-        generator = wrap(self.G, parallel=True)
+        generator = wrap(self.G, True, compile_g)
         assert generator is not None
-        discriminator = wrap(self.D, parallel=True)
+        discriminator = wrap(self.D, True, compile_d)
         # the generator's step reads D without training it: no DDP hooks there
-        d_for_g = wrap(self.D, parallel=False) if self.dist.enabled else discriminator
+        d_for_g = wrap(self.D, False, compile_d) if self.dist.enabled else discriminator
         return generator, discriminator, d_for_g
 
     def _latent(self) -> Tensor:

@@ -18,11 +18,14 @@ from PIL import Image
 
 import ganzoo
 from ganzoo.checkpoint import load_checkpoint
+from ganzoo.train import lr_factor
 
 QUICK = [
     "generator.hidden=[32, 32]",
     "generator.latent_dim=4",
     "discriminator.hidden=[32, 32]",
+    "train.generator_optimizer.schedule=constant",  # so that resuming may extend train.steps
+    "train.discriminator_optimizer.schedule=constant",
     "train.batch_size=64",
     "train.steps=40",
     "train.log_every=10",
@@ -308,8 +311,11 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, slo
 
 
 def test_mmd_trains_without_a_discriminator(tmp_path):
+    recipe = tmp_path / "mmd.toml"  # quickstart's R1 weight is no parameter of mmd
+    text = (REPO / "recipes" / "quickstart.toml").read_text()
+    recipe.write_text(text.replace("r1_gamma = 0.01\n", ""))
     result = ganzoo.run(
-        "quickstart",
+        recipe,
         overrides=[*QUICK, "loss.name=mmd", "loss.sigmas=[0.05, 0.2, 1.0]", "train.steps=60"],
         out=tmp_path / "run",
         progress="none",
@@ -383,6 +389,8 @@ def test_streamed_dataset_trains_and_resumes_identically(tmp_path):
         "data.channels=3", "generator.hidden=[16]", "discriminator.hidden=[16]",
         "train.batch_size=8", "train.steps=12", "train.log_every=4", "train.sample_every=6",
         "train.checkpoint_every=6", "train.num_workers=1", "train.num_samples=4",
+        "train.generator_optimizer.schedule=constant",
+        "train.discriminator_optimizer.schedule=constant",
     ]  # fmt: skip
     whole = ganzoo.run("quickstart", overrides=overrides, out=tmp_path / "whole", progress="none")
     half = ganzoo.run(
@@ -403,3 +411,20 @@ def test_cuda_device_is_refused_without_a_gpu(tmp_path):
     done = run_cli("run", "quickstart", "--device", "cuda", "--out", str(tmp_path / "r"))
     assert done.returncode == 2
     assert "--device cuda: CUDA is not available on this machine" in done.stderr
+
+
+def test_learning_rate_schedules_decay_over_train_steps(tmp_path):
+    assert [lr_factor("linear", s, 4) for s in range(5)] == [1.0, 0.75, 0.5, 0.25, 0.0]
+    assert [lr_factor("cosine", s, 4) for s in (0, 2, 4)] == pytest.approx([1.0, 0.5, 0.0])
+    assert lr_factor("constant", 3, 4) == 1.0
+    linear = [*QUICK, "train.generator_optimizer.schedule=linear", "train.steps=20"]
+    first = ganzoo.run("quickstart", overrides=linear, out=tmp_path / "run", progress="none")
+    state = load_checkpoint(first.checkpoint)
+    # the last update (step 19 of 20) ran at 1/20 of G's rate; D's stays constant
+    assert state["generator_optimizer"]["param_groups"][0]["lr"] == pytest.approx(5e-4 / 20)
+    assert state["discriminator_optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3)
+    longer = run_cli("run", "--resume", str(first.run_dir), *sets("train.steps=40"))
+    assert longer.returncode == 2
+    assert "train.steps (20 -> 40) (the learning-rate schedule is laid out over it)" in (
+        longer.stderr
+    )

@@ -37,6 +37,11 @@ class _CrossEntropyLoss(Loss):
             "(Mescheder et al. 2018); 0 is off.",
         )
 
+    @property
+    def differentiates_gradients(self) -> bool:
+        """Whether R1 is on: it differentiates D's gradient on real data."""
+        return self.params.r1_gamma > 0
+
     def discriminator_loss(self, D: nn.Module, real: Tensor, fake: Tensor) -> LossOutput:
         """-log D(x) - log(1 - D(G(z))), with optionally smoothed real targets and R1."""
         gamma = self.params.r1_gamma

@@ -76,6 +76,11 @@ class WGANGPLoss(Loss):
             "(Karras et al. 2018 use 0.001); 0 is off.",
         )
 
+    @property
+    def differentiates_gradients(self) -> bool:
+        """Whether the penalty is on: it differentiates the critic's input gradients."""
+        return self.params.gp_lambda > 0
+
     def discriminator_loss(self, D: nn.Module, real: Tensor, fake: Tensor) -> LossOutput:
         """E[D(G(z))] - E[D(x)] + lambda * GP, plus drift * E[D(x)^2] when set.
 
