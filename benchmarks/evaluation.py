@@ -122,7 +122,7 @@ def bench_extract(images: int, batch_size: int, size: int, device: str) -> dict[
     return row
 
 
-def bench_real(data_dir: Path | None, device: str) -> dict[str, Any]:
+def bench_real(data_dir: Path | None, device: str, datasets: list[str]) -> dict[str, Any]:
     """Classifier accuracy, IS of real test images and FID between test halves."""
     from ganzoo.api import EvalContext
     from ganzoo.evaluate import DatasetSamples, make_extractor
@@ -133,7 +133,7 @@ def bench_real(data_dir: Path | None, device: str) -> dict[str, Any]:
     rows = {}
     print(f"{'dataset':<15}{'trained on':<22}{'accuracy':>9}{'IS held-out':>12}{'IS all':>8}"
           f"{'FID halves':>11}")  # fmt: skip
-    for name in ("mnist", "fashion-mnist"):
+    for name in datasets:
         torch_device = torch.device(device)
         extractor = make_extractor(
             f"classifier:{name}", torch_device, data_dir=data_dir, report=print
@@ -196,6 +196,7 @@ def main() -> None:
     real = sub.add_parser("real")
     real.add_argument("--data-dir", type=Path)
     real.add_argument("--device", default="cpu")
+    real.add_argument("--datasets", default="mnist,fashion-mnist", help="Comma-separated.")
     runs = sub.add_parser("runs")
     runs.add_argument("run_dirs", nargs="+")
     runs.add_argument("--data-dir", type=Path)
@@ -210,7 +211,7 @@ def main() -> None:
     elif args.section == "real":
         from ganzoo.paths import data_dir
 
-        result = bench_real(data_dir(args.data_dir), args.device)
+        result = bench_real(data_dir(args.data_dir), args.device, args.datasets.split(","))
     else:
         result = bench_runs(args.run_dirs, args.data_dir, args.device)
     if args.json:
