@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg
+from scipy.linalg.blas import dtrmm
 
 from ganzoo.errors import UsageError
 
@@ -31,10 +32,12 @@ def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     """Tr sqrt(sigma1 @ sigma2) for symmetric positive semi-definite matrices."""
     try:
         root = scipy.linalg.cholesky(sigma1, lower=True, check_finite=False)
+        # L^T S2 L with triangular products (BLAS trmm): half the work of two full products
+        middle = dtrmm(1.0, root, dtrmm(1.0, root, sigma2, side=1, lower=1), lower=1, trans_a=1)
     except np.linalg.LinAlgError:
         values, vectors = scipy.linalg.eigh(sigma1, check_finite=False)
         root = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
-    middle = root.T @ sigma2 @ root
+        middle = root @ sigma2 @ root
     middle = (middle + middle.T) / 2.0
     eigenvalues = scipy.linalg.eigh(middle, eigvals_only=True, driver="evr", check_finite=False)
     return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
