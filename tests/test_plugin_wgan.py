@@ -13,8 +13,7 @@ import math
 import shutil
 import subprocess
 import sys
-from importlib import metadata, resources
-from pathlib import Path
+from importlib import metadata
 
 import pytest
 import torch
@@ -35,9 +34,7 @@ except metadata.PackageNotFoundError:
     )
 VERSION = DIST.version
 
-
-def installed_recipe(name: str) -> Path:
-    return Path(str(resources.files("ganzoo_wgan.recipes") / f"{name}.toml"))
+import ganzoo_wgan  # noqa: E402  (installed, as checked above)
 
 
 def test_list_names_the_plugin_and_its_version():
@@ -96,7 +93,7 @@ def test_plugin_recipe_trains_from_the_command_line(tmp_path):
         "train.checkpoint_every=4", "train.num_samples=16", "eval.metrics=[]",
     ]  # fmt: skip
     done = run_cli(
-        "run", str(installed_recipe("wgan_gp_mnist")), "--out", str(out),
+        "run", str(ganzoo_wgan.bundled_recipes()["wgan_gp_mnist"]), "--out", str(out),
         "--data-dir", str(tmp_path / "data"), *(a for s in settings for a in ("--set", s)),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

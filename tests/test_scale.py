@@ -10,7 +10,7 @@ import warnings
 import pytest
 import torch
 from conftest import REPO, run_cli, shared_data_dir
-from test_train import load_checkpoint
+from test_train import load_checkpoint, sets
 
 import ganzoo
 
@@ -29,16 +29,12 @@ MLP = [
 ]
 
 
-def sets(items: list[str]) -> list[str]:
-    return [arg for item in items for arg in ("--set", item)]
-
-
 def test_two_process_gloo_run_matches_one_process(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
         "-m", "ganzoo", "run", "quickstart", "--out", str(tmp_path / "ddp"), "--progress",
-        "plain", *sets(MLP),
+        "plain", *sets(*MLP),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path,
                           timeout=300)  # fmt: skip
@@ -65,10 +61,10 @@ def test_nproc_option_launches_torchrun_and_resume_works(tmp_path):
     env = {"OMP_NUM_THREADS": "1"}
     done = run_cli(
         "run", "quickstart", "--nproc", "2", "--out", str(out),
-        *sets([*MLP, "train.steps=6"]), env=env,
+        *sets(*MLP, "train.steps=6"), env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    resumed = run_cli("run", "--nproc", "2", "--resume", str(out), *sets(["train.steps=12"]),
+    resumed = run_cli("run", "--nproc", "2", "--resume", str(out), *sets("train.steps=12"),
                       env=env)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     reference = ganzoo.run("quickstart", overrides=MLP, out=tmp_path / "one", progress="none")
@@ -81,7 +77,7 @@ def test_nproc_option_launches_torchrun_and_resume_works(tmp_path):
 def test_batch_that_does_not_split_is_refused(tmp_path):
     done = run_cli(
         "run", "quickstart", "--nproc", "2", "--out", str(tmp_path / "r"),
-        *sets([*MLP, "train.batch_size=63", "discriminator.pack=1"]),
+        *sets(*MLP, "train.batch_size=63", "discriminator.pack=1"),
         env={"OMP_NUM_THREADS": "1"},
     )  # fmt: skip
     assert done.returncode != 0
@@ -89,9 +85,7 @@ def test_batch_that_does_not_split_is_refused(tmp_path):
 
 
 def test_amp_on_the_cpu_is_ignored_with_a_warning(tmp_path):
-    done = run_cli(
-        "run", "quickstart", "--out", str(tmp_path / "r"), *sets([*MLP, "train.amp=true"])
-    )
+    done = run_cli("run", "quickstart", "--out", str(tmp_path / "r"), *sets(*MLP, "train.amp=true"))
     assert done.returncode == 0, done.stderr
     assert "warning: train.amp is ignored on the CPU" in done.stderr
 
