@@ -125,6 +125,8 @@ class PTGANMLPGenerator(Generator):
 class PTGANMLPDiscriminator(Discriminator):
     """PyTorch-GAN's gan.py discriminator, returning logits (for the benchmark)."""
 
+    per_sample = True
+
     class Params(Params):
         """No parameters."""
 

@@ -9,6 +9,10 @@ entry point, on the same MNIST test images (10,000, available offline).
     python benchmarks/training_speed.py --cases mlp64 --steps 300 --rounds 2
     python benchmarks/training_speed.py --smoke               # a few steps (CI)
 
+ganzoo runs the conv nets channels-last (``train.channels_last``), and ``dcgan32-bf16`` also
+under bf16 autocast (``train.amp``, which the CPU runs where it has AMX or AVX512-BF16); the
+reference runs fp32 as published.
+
 Columns: images/s and ms per training step (one generator and one discriminator update of a
 batch) in the steady state after a warm-up, peak RSS of the worker, and ganzoo / reference.
 """
@@ -27,12 +31,16 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+CONV = {"channels_last": True}
+BF16 = CONV | {"amp": True}
 CASES = {
-    # name: (reference loop, batch size, ganzoo generator, discriminator, loss, data)
-    "mlp64": ("mlp", 64, "ptgan-mlp", "ptgan-mlp", "non-saturating", "mnist"),
-    "mlp256": ("mlp", 256, "ptgan-mlp", "ptgan-mlp", "non-saturating", "mnist"),
-    "dcgan32": ("dcgan", 64, "ptgan-conv", "ptgan-conv", "non-saturating", "mnist-32"),
-    "gmmn256": ("gmmn", 256, "ptgan-mlp", None, "mmd", "mnist"),
+    # name: (reference loop, batch size, ganzoo generator, discriminator, loss, data, ganzoo's
+    # [train] switches); the reference always runs fp32 in the default memory layout
+    "mlp64": ("mlp", 64, "ptgan-mlp", "ptgan-mlp", "non-saturating", "mnist", {}),
+    "mlp256": ("mlp", 256, "ptgan-mlp", "ptgan-mlp", "non-saturating", "mnist", {}),
+    "dcgan32": ("dcgan", 64, "ptgan-conv", "ptgan-conv", "non-saturating", "mnist-32", CONV),
+    "dcgan32-bf16": ("dcgan", 64, "ptgan-conv", "ptgan-conv", "non-saturating", "mnist-32", BF16),
+    "gmmn256": ("gmmn", 256, "ptgan-mlp", None, "mmd", "mnist", {}),
 }
 ENTRY_POINTS = """\
 [ganzoo.generators]
@@ -61,7 +69,7 @@ def register_reference_plugin(site: Path) -> None:
 
 def ganzoo_recipe(case: str, steps: int, warmup: int) -> dict[str, Any]:
     """The ganzoo recipe of a case; logging splits the run into warm-up and timed windows."""
-    _, batch, generator, discriminator, loss, data = CASES[case]
+    _, batch, generator, discriminator, loss, data, switches = CASES[case]
     recipe: dict[str, Any] = {
         "schema_version": 1,
         "name": f"speed-{case}",
@@ -75,6 +83,7 @@ def ganzoo_recipe(case: str, steps: int, warmup: int) -> dict[str, Any]:
             "sample_every": 10**9,
             "checkpoint_every": 10**9,
             "tensorboard": False,
+            **switches,
         },
     }
     if data == "mnist":
@@ -134,6 +143,10 @@ def measure(side: str, case: str, steps: int, warmup: int) -> dict[str, Any]:
 
 def main() -> None:
     """Alternate ganzoo and the reference over the cases; print the table."""
+    import torch
+
+    from ganzoo.train import cpu_has_native_bf16
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--steps", type=int, default=0, help="Timed steps (default per case).")
@@ -146,10 +159,13 @@ def main() -> None:
         side, case, steps, warmup = args.worker
         print(json.dumps(worker(side, case, int(steps), int(warmup))))
         return
-    default_steps = {"mlp64": 600, "mlp256": 300, "dcgan32": 60, "gmmn256": 150}
+    default_steps = {"mlp64": 600, "mlp256": 300, "dcgan32": 60, "dcgan32-bf16": 120,
+                     "gmmn256": 150}  # fmt: skip
     rows = []
-    header = (f"{'case':<9}{'side':<11}{'images/s':>10}{'ms/step':>9}{'peak RSS MB':>13}"
+    header = (f"{'case':<14}{'side':<11}{'images/s':>10}{'ms/step':>9}{'peak RSS MB':>13}"
               f"{'ratio':>7}")  # fmt: skip
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16 on this CPU: "
+          f"{cpu_has_native_bf16()}")  # fmt: skip
     print(header)
     print("-" * len(header))
     for case in args.cases.split(","):
@@ -169,7 +185,7 @@ def main() -> None:
         batch = CASES[case][1]
         for side in ("reference", "ganzoo"):
             s = summary[side]
-            print(f"{case:<9}{side:<11}{s['images_per_s']:>10.0f}"
+            print(f"{case:<14}{side:<11}{s['images_per_s']:>10.0f}"
                   f"{1000 * batch / s['images_per_s']:>9.2f}{s['peak_rss_mb']:>13.0f}"
                   f"{ratio if side == 'ganzoo' else 1.0:>7.2f}", flush=True)  # fmt: skip
         rows.append({"case": case, "batch_size": batch, "steps": steps, **summary, "ratio": ratio,

@@ -41,6 +41,7 @@ __all__ = [
     "Params",
     "Samples",
     "from_model_space",
+    "judge",
     "to_model_space",
 ]
 
@@ -169,15 +170,36 @@ class Discriminator(nn.Module, Component):
 
     A discriminator that packs ``pack`` samples into one decision (PacGAN) returns
     ``(N // pack,)`` logits; losses only average over them. ``supported_specs`` is as for
-    :class:`Generator`.
+    :class:`Generator`. ``per_sample`` declares that each logit depends on its own sample (or
+    pack) alone, with no batch norm or minibatch statistics, so that :func:`judge` may score
+    a real and a fake batch in one call.
     """
 
     supported_specs: ClassVar[tuple[DataSpec, ...]] = EXAMPLE_SPECS
+    per_sample: ClassVar[bool] = False
 
     def __init__(self, params: Params, spec: DataSpec) -> None:
         super().__init__()
         self.params = params
         self.spec = spec
+
+
+def judge(D: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+    """``D(real), D(fake)``, in one call on both batches when that computes the same.
+
+    ``D`` may be a :class:`Discriminator` or a wrapper of one (DistributedDataParallel,
+    ``torch.compile``). One call is taken when the discriminator declares ``per_sample``, the
+    batches have the same shape and ``real`` does not require gradients (a gradient penalty
+    differentiates ``D(real)`` alone): it halves the calls, and joining the batches changes
+    only which random numbers dropout draws for which sample.
+    """
+    inner = next((m for m in D.modules() if isinstance(m, Discriminator)), None)
+    joint = inner is not None and inner.per_sample and not real.requires_grad
+    if not joint or real.shape != fake.shape:
+        return D(real), D(fake)
+    logits = D(torch.cat([real, fake]))
+    half = logits.shape[0] // 2
+    return logits[:half], logits[half:]
 
 
 @dataclass(frozen=True)

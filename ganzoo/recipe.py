@@ -88,7 +88,9 @@ class TrainConfig(_Strict):
         False, description="torch.compile the networks (the first steps are slow while compiling)."
     )
     amp: bool = Field(
-        False, description="bf16 autocast for the forward passes on CUDA; ignored on the CPU."
+        False,
+        description="bf16 autocast for the forward passes on CUDA and on CPUs with native bf16 "
+        "(AMX, AVX512-BF16); ignored with a warning elsewhere.",
     )
     channels_last: bool = Field(
         False, description="Keep convolutional networks and image batches in channels-last layout."

@@ -104,6 +104,23 @@ def resolve_device(name: str, dist: Distributed | None = None) -> torch.device:
     return device
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 matrix products natively (AMX or AVX512-BF16)."""
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+def autocast_device(device: torch.device) -> str | None:
+    """The device type that ``train.amp`` runs bf16 autocast on, or None where it cannot.
+
+    CUDA always; the CPU only where it has native bf16 (on other CPUs bf16 is emulated and
+    slower than fp32).
+    """
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
+        return device.type
+    return None
+
+
 def environment(device: torch.device) -> dict[str, Any]:
     """The software and hardware a run used: python, torch, CUDA, ganzoo and plugin versions."""
     from ganzoo.registry import plugin_distributions
@@ -123,6 +140,7 @@ def environment(device: torch.device) -> dict[str, Any]:
             torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
         ),
         "threads": torch.get_num_threads(),
+        "bf16_autocast": autocast_device(device) is not None,
         "world_size": distributed.from_environment().world,
     }
     return env
@@ -295,7 +313,7 @@ class Trainer:
         self.loss = nets.loss
         train = recipe.train
         self.batch_size = train.batch_size
-        self.amp = train.amp and device.type == "cuda"
+        self.amp = autocast_device(device) if train.amp else None
         if train.channels_last:
             for net in (self.G, self.D):
                 if net is not None:
@@ -362,7 +380,9 @@ class Trainer:
         return real
 
     def _autocast(self) -> AbstractContextManager[Any]:
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
+        if self.amp is None:
+            return nullcontext()
+        return torch.autocast(self.amp, dtype=torch.bfloat16)
 
     # -- one step -------------------------------------------------------------------------
     def _set_learning_rates(self) -> None:
@@ -632,9 +652,13 @@ def _train(
         raise UsageError(
             f"train.batch_size = {train.batch_size} does not split over {dist.world} processes"
         )
-    if train.amp and device.type != "cuda":
-        warnings.warn("train.amp is ignored on the CPU (bf16 autocast runs on CUDA only)",
-                      RecipeWarning, stacklevel=3)  # fmt: skip
+    if train.amp and autocast_device(device) is None:
+        warnings.warn(
+            f"train.amp is ignored on this {device.type} (bf16 autocast runs on CUDA and on CPUs "
+            "with native bf16, AMX or AVX512-BF16; emulated bf16 would be slower than fp32)",
+            RecipeWarning,
+            stacklevel=3,
+        )
     if resume is not None:
         run_dir = Path(resume)
     else:

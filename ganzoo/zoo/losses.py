@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from pydantic import Field, PositiveFloat
 from torch import Tensor, nn
 
-from ganzoo.api import Loss, LossOutput, Params
+from ganzoo.api import Loss, LossOutput, Params, judge
 
 
 class _CrossEntropyLoss(Loss):
@@ -47,7 +47,7 @@ class _CrossEntropyLoss(Loss):
         gamma = self.params.r1_gamma
         if gamma > 0:
             real = real.detach().requires_grad_(True)
-        real_logits, fake_logits = D(real), D(fake)
+        real_logits, fake_logits = judge(D, real, fake)
         target = 1.0 - self.params.label_smoothing
         real_term = target * F.softplus(-real_logits) + (1.0 - target) * F.softplus(real_logits)
         value = real_term.mean() + F.softplus(fake_logits).mean()
@@ -89,7 +89,7 @@ class HingeLoss(Loss):
 
     def discriminator_loss(self, D: nn.Module, real: Tensor, fake: Tensor) -> LossOutput:
         """mean(relu(1 - D(x))) + mean(relu(1 + D(G(z))))."""
-        real_logits, fake_logits = D(real), D(fake)
+        real_logits, fake_logits = judge(D, real, fake)
         value = F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
         return LossOutput(
             value, {"d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
@@ -115,7 +115,7 @@ class LeastSquaresLoss(Loss):
 
     def discriminator_loss(self, D: nn.Module, real: Tensor, fake: Tensor) -> LossOutput:
         """0.5 mean((D(x) - b)^2) + 0.5 mean((D(G(z)) - a)^2)."""
-        real_logits, fake_logits = D(real), D(fake)
+        real_logits, fake_logits = judge(D, real, fake)
         p = self.params
         value = (
             0.5 * (real_logits - p.real_target).square().mean()

@@ -89,6 +89,8 @@ class MLPGenerator(Generator):
 class MLPDiscriminator(Discriminator):
     """Fully connected discriminator of the vanilla GAN, with dropout (Goodfellow et al. 2014)."""
 
+    per_sample = True  # no batch norm: each logit depends on its own sample (or pack) alone
+
     class Params(Params):
         """Parameters of the MLP discriminator."""
 
