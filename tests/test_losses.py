@@ -480,3 +480,51 @@ def test_discriminator_loss_reaches_every_discriminator_parameter(name):
             assert p.grad.abs().sum() > 0, pname
     assert all(p.grad is None for p in G.parameters())
     assert set(out.logs) == {"d_real", "d_fake"}
+
+
+class _Counting(nn.Module):
+    """Wraps a discriminator (as DDP and torch.compile do) and counts its calls."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.calls = inner, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.inner(x)
+
+
+def test_judge_scores_both_batches_in_one_call_of_a_per_sample_discriminator():
+    from ganzoo.api import judge
+
+    spec = DataSpec((2,), (-1.0, 1.0))
+    torch.manual_seed(0)
+    D = _Counting(MLPDiscriminator(MLPDiscriminator.Params(hidden=[8], dropout=0.0), spec))
+    real, fake = torch.randn(6, 2), torch.randn(6, 2)
+    real_logits, fake_logits = judge(D, real, fake)
+    assert D.calls == 1
+    torch.testing.assert_close(real_logits, D.inner(real))
+    torch.testing.assert_close(fake_logits, D.inner(fake))
+    # a gradient penalty differentiates D(real) alone: two calls then
+    D.calls = 0
+    judge(D, real.clone().requires_grad_(True), fake)
+    assert D.calls == 2
+    # batches of different sizes: two calls
+    D.calls = 0
+    judge(D, real, fake[:4])
+    assert D.calls == 2
+
+
+def test_judge_calls_a_batch_norm_discriminator_once_per_batch():
+    from ganzoo.api import judge
+    from ganzoo.zoo.dcgan import DCGANDiscriminator
+
+    spec = DataSpec((1, 28, 28), (-1.0, 1.0))
+    D = _Counting(DCGANDiscriminator(DCGANDiscriminator.Params(), spec))
+    assert not DCGANDiscriminator.per_sample  # batch norm mixes the samples of a batch
+    real, fake = torch.randn(4, 1, 28, 28), torch.randn(4, 1, 28, 28)
+    real_logits, fake_logits = judge(D, real, fake)
+    assert D.calls == 2
+    # each batch normalised with its own statistics, as two separate calls do
+    torch.testing.assert_close(real_logits, D.inner(real))
+    torch.testing.assert_close(fake_logits, D.inner(fake))
