@@ -2,7 +2,9 @@
 
 For each recipe and seed: train with ``ganzoo.run``, draw 2,500 samples from the final
 generator (its moving average when the recipe keeps one), and report the modes captured and
-the fraction of high-quality samples (within 3 std of the nearest mean), as PacGAN does.
+the fraction of high-quality samples (within 3 std of the nearest mean), as PacGAN does, plus
+the spread of those samples around their mean in units of the mixture's std (0.97 for the
+mixture's own samples), which shows a generator that draws its modes too narrow.
 
     python benchmarks/mode_collapse.py recipes/quickstart.toml recipes/grid.toml --seeds 5
     python benchmarks/mode_collapse.py recipes/grid.toml --set loss.name=hinge --json out.json
@@ -59,7 +61,8 @@ def main() -> None:
 
     rows = []
     header = (
-        f"{'recipe':<28} {'seed':>4} {'modes':>7} {'high-quality':>13} {'rev. KL':>8} {'time':>7}"
+        f"{'recipe':<28} {'seed':>4} {'modes':>7} {'high-quality':>13} {'rev. KL':>8} "
+        f"{'spread':>7} {'time':>7}"
     )
     print(header)
     print("-" * len(header))
@@ -75,7 +78,7 @@ def main() -> None:
             print(
                 f"{Path(recipe).stem:<28} {seed:>4} {row['modes']:>3}/{row['modes_total']:<3} "
                 f"{100 * row['high_quality']:>12.1f}% {row['reverse_kl']:>8.4f} "
-                f"{row['seconds']:>6.1f}s",
+                f"{row['spread']:>7.3f} {row['seconds']:>6.1f}s",
                 flush=True,
             )
         rows += per_seed
@@ -84,6 +87,7 @@ def main() -> None:
             f"{statistics.mean(r['modes'] for r in per_seed):>7.1f} "
             f"{100 * statistics.mean(r['high_quality'] for r in per_seed):>12.1f}% "
             f"{statistics.mean(r['reverse_kl'] for r in per_seed):>8.4f} "
+            f"{statistics.mean(r['spread'] for r in per_seed):>7.3f} "
             f"{statistics.mean(r['seconds'] for r in per_seed):>6.1f}s",
             flush=True,
         )

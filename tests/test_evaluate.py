@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,28 @@ def test_precision_recall_equals_torch_fidelity():
     assert precision_recall(real, real.clone(), k=3) == (1.0, 1.0)
 
 
+@pytest.mark.parametrize("name", ["ring", "grid"])
+def test_mode_statistics_of_the_mixture_itself(name):
+    from ganzoo.metrics.modes import mode_statistics
+    from ganzoo.registry import registry
+
+    dataset_class = registry("datasets").load(name)
+    dataset = dataset_class(dataset_class.Params(num_samples=40_000), Path("."))
+    stats = mode_statistics(dataset.tensor(), dataset.spec.mixture)
+    assert stats["modes"] == len(dataset.spec.mixture.means)
+    # 2-D Gaussian within 3 std: 1 - exp(-4.5) = 0.9889; RMS offset of that part: 0.9744 std
+    assert stats["high_quality"] == pytest.approx(1 - math.exp(-4.5), abs=0.002)
+    assert stats["spread"] == pytest.approx(0.9744, abs=0.01)
+    assert stats["reverse_kl"] < 0.002
+    # half as wide: every sample high-quality, spread halved; one mode only: reverse KL log K
+    mixture = dataset.spec.mixture
+    narrow = torch.tensor(mixture.means[0]) + 0.5 * mixture.std * torch.randn(5000, 2)
+    one = mode_statistics(narrow, mixture)
+    assert one["modes"] == 1 and one["high_quality"] == 1.0
+    assert one["spread"] == pytest.approx(0.5, abs=0.02)
+    assert one["reverse_kl"] == pytest.approx(math.log(len(mixture.means)))
+
+
 def test_eval_on_a_quickstart_run_reports_modes(tmp_path):
     run = ganzoo.run(
         "quickstart",
@@ -186,7 +209,7 @@ def test_eval_on_a_quickstart_run_reports_modes(tmp_path):
     done = run_cli("eval", str(run.run_dir), "--json")
     assert done.returncode == 0, done.stderr
     (report,) = json.loads(done.stdout)
-    assert set(report["scores"]) == {"modes", "high_quality", "reverse_kl"}
+    assert set(report["scores"]) == {"modes", "high_quality", "reverse_kl", "spread"}
     assert 0 <= report["scores"]["modes"] <= 8
     assert report["protocol"]["num_generated"] == 500
     assert report["protocol"]["reference"] == "ring"

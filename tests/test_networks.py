@@ -314,3 +314,20 @@ def test_dcgan_parameter_counts_at_64px_by_hand():
     convs = 3 * 64 * 16 + 64 * 128 * 16 + 128 * 256 * 16 + 256 * 512 * 16 + 512 * 1 * 16
     norms = 2 * (128 + 256 + 512)
     assert n_params(build(DCGANDiscriminator, spec)) == convs + norms + 64 + 1 == 2_765_633
+
+
+@pytest.mark.parametrize("latent_std", [1.0, 0.1])
+def test_mlp_generator_latent_is_a_scaled_normal_then_a_one_hot_code(latent_std):
+    spec = DataSpec((2,), (-1.5, 1.5))
+    params = MLPGenerator.Params(latent_dim=2, categories=8, latent_std=latent_std)
+    G = MLPGenerator(params, spec)
+    assert G.latent_dim == 10
+    z = G.sample_latent(20_000, generator=torch.Generator().manual_seed(0))
+    gaussian, code = z[:, :2], z[:, 2:]
+    assert gaussian.std(0).tolist() == pytest.approx([latent_std] * 2, rel=0.03)
+    assert gaussian.mean(0).abs().max() < 0.03 * latent_std
+    assert torch.equal(code.sum(1), torch.ones(20_000))  # exactly one category each
+    assert set(code.unique().tolist()) == {0.0, 1.0}
+    counts = code.sum(0)
+    assert counts.min() > 0.9 * 20_000 / 8  # uniform over the categories
+    assert G(z).shape == (20_000, 2)

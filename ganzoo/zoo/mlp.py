@@ -53,6 +53,13 @@ class MLPGenerator(Generator):
             description="Size of a uniform categorical (one-hot) code appended to z, as "
             "InfoGAN's categorical code without its information term; 0 is none.",
         )
+        latent_std: float = Field(
+            1.0,
+            gt=0,
+            description="Std of the Gaussian part of z. Well below 1 beside a categorical "
+            "code, each code starts as a tight cluster that the discriminator moves to a "
+            "single mode, instead of spreading it over several.",
+        )
 
     def __init__(self, params: Params, spec: DataSpec) -> None:
         super().__init__(params, spec)
@@ -73,9 +80,11 @@ class MLPGenerator(Generator):
         device: torch.device | str | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """Standard normal z, followed by a one-hot categorical code when ``categories``."""
+        """Normal z (std ``latent_std``), then a one-hot categorical code when ``categories``."""
         k = self.params.categories
         z = torch.randn(n, self.params.latent_dim, device=device, generator=generator)
+        if self.params.latent_std != 1.0:
+            z = z * self.params.latent_std
         if not k:
             return z
         codes = torch.randint(k, (n,), device=device, generator=generator)
