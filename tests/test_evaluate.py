@@ -118,13 +118,26 @@ def test_frechet_distance_equals_pytorch_fid():
     from pytorch_fid.fid_score import calculate_frechet_distance
 
     rng = np.random.default_rng(0)
-    for n, d in ((600, 64), (40, 64)):  # full rank, and fewer samples than dimensions
+    # full rank (even and odd sizes for the blocked products), and fewer samples than dimensions
+    for n, d in ((600, 64), (600, 65), (50, 3), (40, 64)):
         a = rng.standard_normal((n, d))
         b = rng.standard_normal((n, d)) @ rng.standard_normal((d, d)) * 0.3 + 0.5
         mu1, s1 = statistics(a)
         mu2, s2 = statistics(b)
         expected = calculate_frechet_distance(mu1, s1, mu2, s2)
         assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-6)
+
+
+def test_frechet_distance_accepts_read_only_float32_statistics():
+    rng = np.random.default_rng(2)
+    mu1, s1 = statistics(rng.standard_normal((300, 16)))
+    mu2, s2 = statistics(rng.standard_normal((300, 16)) + 0.1)
+    expected = frechet_distance(mu1, s1, mu2, s2)
+    frozen = [x.astype(np.float32) for x in (mu1, s1, mu2, s2)]
+    for x in frozen:
+        x.setflags(write=False)  # as np.load gives them
+    assert frechet_distance(*frozen) == pytest.approx(expected, rel=1e-5)
+    assert not frozen[1].flags.writeable
 
 
 def test_frechet_distance_of_a_set_with_itself_is_zero():

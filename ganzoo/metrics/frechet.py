@@ -28,6 +28,24 @@ def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
+def _lower_congruence(root: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """A matrix whose lower triangle is that of ``root^T sigma root``, ``root`` lower-triangular.
+
+    One level of 2x2 blocking skips the products with ``root``'s zero upper-right block and
+    the result's upper-right block (the transpose of its lower-left one): 5/8 of the work of
+    two full products. The upper-right block of the result is left zero.
+    """
+    h = root.shape[0] // 2
+    a, b, c = root[:h, :h], root[h:, :h], root[h:, h:]
+    left = sigma[:, :h] @ a + sigma[:, h:] @ b  # (sigma @ root)[:, :h]
+    right = sigma[:, h:] @ c  # (sigma @ root)[:, h:]
+    out = torch.zeros_like(sigma)
+    out[:h, :h] = a.mT @ left[:h] + b.mT @ left[h:]
+    out[h:, :h] = c.mT @ left[h:]
+    out[h:, h:] = c.mT @ right[h:]
+    return out
+
+
 def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     """Tr sqrt(sigma1 @ sigma2) for symmetric positive semi-definite matrices.
 
@@ -37,12 +55,12 @@ def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     s1, s2 = torch.from_numpy(sigma1), torch.from_numpy(sigma2)
     root, info = torch.linalg.cholesky_ex(s1)
     if int(info) == 0:
-        middle = root.mT @ (s2 @ root)
+        middle = _lower_congruence(root, s2)
     else:  # singular: the symmetric square root of S1 takes the Cholesky factor's place
         values, vectors = torch.linalg.eigh(s1)
         root = (vectors * values.clamp(min=0.0).sqrt()) @ vectors.mT
         middle = root @ s2 @ root
-    eigenvalues = torch.linalg.eigvalsh(middle)  # reads the lower triangle only
+    eigenvalues = torch.linalg.eigvalsh(middle, UPLO="L")  # reads the lower triangle only
     return float(eigenvalues.clamp(min=0.0).sqrt().sum())
 
 
@@ -51,8 +69,9 @@ def frechet_distance(
 ) -> float:
     """The Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2)."""
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
-    sigma1 = np.atleast_2d(sigma1).astype(np.float64)
-    sigma2 = np.atleast_2d(sigma2).astype(np.float64)
+    # float64, C order and writable (torch shares the memory), copied only when not already so
+    sigma1 = np.require(np.atleast_2d(sigma1), np.float64, ["C", "W"])
+    sigma2 = np.require(np.atleast_2d(sigma2), np.float64, ["C", "W"])
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
         raise UsageError(
             f"statistics of different sizes: mean {mu1.shape} vs {mu2.shape}, "
