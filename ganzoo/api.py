@@ -193,9 +193,10 @@ def judge(D: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
     differentiates ``D(real)`` alone): it halves the calls, and joining the batches changes
     only which random numbers dropout draws for which sample.
     """
+    if real.requires_grad or real.shape != fake.shape:
+        return D(real), D(fake)
     inner = next((m for m in D.modules() if isinstance(m, Discriminator)), None)
-    joint = inner is not None and inner.per_sample and not real.requires_grad
-    if not joint or real.shape != fake.shape:
+    if inner is None or not inner.per_sample:
         return D(real), D(fake)
     logits = D(torch.cat([real, fake]))
     half = logits.shape[0] // 2
