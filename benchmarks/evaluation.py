@@ -1,4 +1,4 @@
-"""Evaluation benchmarks: ganzoo beside pytorch-fid in one process, plus real-data scores.
+"""Evaluation benchmarks: ganzoo beside pytorch-fid in one run, plus real-data scores.
 
     python benchmarks/evaluation.py frechet            # Fréchet distance, 2048-d, vs pytorch-fid
     python benchmarks/evaluation.py extract --images 64 --batch-size 32
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,11 +35,42 @@ def _timed(fn: Any, repeats: int) -> tuple[float, Any]:
     return best, result
 
 
-def bench_frechet(dims: int, samples: int, repeats: int) -> dict[str, Any]:
-    """Fréchet distance of two 2048-d statistics: ganzoo vs pytorch-fid, alternating."""
+def _frechet_functions() -> dict[str, Any]:
+    """The two implementations under test, by name."""
     from pytorch_fid.fid_score import calculate_frechet_distance
 
-    from ganzoo.metrics.frechet import frechet_distance, statistics
+    from ganzoo.metrics.frechet import frechet_distance
+
+    return {"ganzoo": frechet_distance, "pytorch-fid": calculate_frechet_distance}
+
+
+def time_frechet(which: str, stats: Path, calls: int) -> dict[str, Any]:
+    """Best of ``calls`` timed calls of one implementation, after one untimed warm-up call."""
+    fn = _frechet_functions()[which]
+    with np.load(stats) as f:
+        args = [f[k] for k in ("mu1", "s1", "mu2", "s2")]
+    fn(*args)
+    seconds, value = _timed(lambda: fn(*args), calls)
+    return {"seconds": seconds, "fid": float(value)}
+
+
+def _isolated(which: str, stats: Path, calls: int) -> dict[str, Any]:
+    """``time_frechet`` in a fresh Python process, so neither library runs after the other."""
+    out = subprocess.run(
+        [sys.executable, __file__, "time-frechet", which, str(stats), "--calls", str(calls)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout)
+
+
+def bench_frechet(dims: int, samples: int, repeats: int) -> dict[str, Any]:
+    """Fréchet distance of two ``dims``-d statistics, ganzoo vs pytorch-fid, best of ``repeats``.
+
+    Two ways, alternating so that machine drift hits both alike: each implementation in its
+    own fresh process (one warm-up call, then three timed calls for ganzoo and one for
+    pytorch-fid), and both in this one process, one call each per round.
+    """
+    from ganzoo.metrics.frechet import statistics
 
     rng = np.random.default_rng(0)
     mixing = rng.standard_normal((dims, dims)) / np.sqrt(dims)
@@ -45,27 +78,42 @@ def bench_frechet(dims: int, samples: int, repeats: int) -> dict[str, Any]:
     b = np.maximum(rng.standard_normal((samples, dims)) @ mixing + 0.05, 0)
     mu1, s1 = statistics(a)
     mu2, s2 = statistics(b)
-    ours_s, theirs_s, ours, theirs = [], [], 0.0, 0.0
-    for _ in range(repeats):  # alternate so that machine drift hits both alike
-        t, ours = _timed(lambda: frechet_distance(mu1, s1, mu2, s2), 1)
-        ours_s.append(t)
-        t, theirs = _timed(lambda: calculate_frechet_distance(mu1, s1, mu2, s2), 1)
-        theirs_s.append(t)
-    row = {
-        "dims": dims,
-        "samples": samples,
-        "ganzoo_s": min(ours_s),
-        "pytorch_fid_s": min(theirs_s),
-        "speedup": min(theirs_s) / min(ours_s),
-        "ganzoo_fid": ours,
-        "pytorch_fid_fid": float(theirs),
-        "relative_difference": abs(ours - theirs) / abs(theirs),
-    }
-    print(f"{'':<14}{'seconds':>10}{'FID':>16}")
-    print(f"{'ganzoo':<14}{row['ganzoo_s']:>10.3f}{ours:>16.6f}")
-    print(f"{'pytorch-fid':<14}{row['pytorch_fid_s']:>10.3f}{float(theirs):>16.6f}")
-    print(f"speed-up {row['speedup']:.1f}x, relative difference {row['relative_difference']:.2e}")
-    return row
+    functions = _frechet_functions()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        stats = Path(tmp) / "stats.npz"
+        np.savez(stats, mu1=mu1, s1=s1, mu2=mu2, s2=s2)
+        for mode in ("separate processes", "one process"):
+            seconds: dict[str, list[float]] = {"ganzoo": [], "pytorch-fid": []}
+            values: dict[str, float] = {}
+            for _ in range(repeats):
+                for which, fn in functions.items():
+                    if mode == "one process":
+                        t, value = _timed(lambda fn=fn: fn(mu1, s1, mu2, s2), 1)
+                        result = {"seconds": t, "fid": float(value)}
+                    else:
+                        result = _isolated(which, stats, 3 if which == "ganzoo" else 1)
+                    seconds[which].append(result["seconds"])
+                    values[which] = result["fid"]
+            rows.append({
+                "mode": mode,
+                "ganzoo_s": min(seconds["ganzoo"]),
+                "pytorch_fid_s": min(seconds["pytorch-fid"]),
+                "speedup": min(seconds["pytorch-fid"]) / min(seconds["ganzoo"]),
+                "ganzoo_fid": values["ganzoo"],
+                "pytorch_fid_fid": values["pytorch-fid"],
+                "relative_difference": abs(values["ganzoo"] - values["pytorch-fid"])
+                / abs(values["pytorch-fid"]),
+            })  # fmt: skip
+    print(f"Fréchet distance, {dims}-d statistics of {samples} samples, best of {repeats}")
+    head = ("mode", "ganzoo s", "pytorch-fid s", "speed-up", "FID", "rel. diff")
+    print(f"{head[0]:<20}{head[1]:>10}{head[2]:>15}{head[3]:>10}{head[4]:>14}{head[5]:>11}")
+    for r in rows:
+        print(
+            f"{r['mode']:<20}{r['ganzoo_s']:>10.3f}{r['pytorch_fid_s']:>15.3f}"
+            f"{r['speedup']:>9.1f}x{r['ganzoo_fid']:>14.6f}{r['relative_difference']:>11.1e}"
+        )
+    return {"dims": dims, "samples": samples, "repeats": repeats, "rows": rows}
 
 
 def _inception_weights(folder: Path) -> Path:
@@ -188,6 +236,10 @@ def main() -> None:
     frechet.add_argument("--dims", type=int, default=2048)
     frechet.add_argument("--samples", type=int, default=4096)
     frechet.add_argument("--repeats", type=int, default=3)
+    timing = sub.add_parser("time-frechet", help="One implementation's timing (used by frechet).")
+    timing.add_argument("which", choices=["ganzoo", "pytorch-fid"])
+    timing.add_argument("stats", type=Path)
+    timing.add_argument("--calls", type=int, default=1)
     extract = sub.add_parser("extract")
     extract.add_argument("--images", type=int, default=64)
     extract.add_argument("--batch-size", type=int, default=32)
@@ -204,6 +256,9 @@ def main() -> None:
     for p in (frechet, extract, real, runs):
         p.add_argument("--json", type=Path, help="Also write the results here.")
     args = parser.parse_args()
+    if args.section == "time-frechet":
+        print(json.dumps(time_frechet(args.which, args.stats, args.calls)))
+        return
     if args.section == "frechet":
         result: Any = bench_frechet(args.dims, args.samples, args.repeats)
     elif args.section == "extract":

@@ -118,8 +118,9 @@ def test_frechet_distance_equals_pytorch_fid():
     from pytorch_fid.fid_score import calculate_frechet_distance
 
     rng = np.random.default_rng(0)
-    # full rank (even and odd sizes for the blocked products), and fewer samples than dimensions
-    for n, d in ((600, 64), (600, 65), (50, 3), (40, 64)):
+    # full rank (sizes that recurse through the blocked products, odd splits among them),
+    # and fewer samples than dimensions
+    for n, d in ((600, 64), (1500, 600), (1500, 517), (50, 3), (40, 64)):
         a = rng.standard_normal((n, d))
         b = rng.standard_normal((n, d)) @ rng.standard_normal((d, d)) * 0.3 + 0.5
         mu1, s1 = statistics(a)

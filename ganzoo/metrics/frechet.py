@@ -28,21 +28,62 @@ def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
+_BLOCK = 256  # below this size a triangular factor is multiplied as a full matrix
+
+
+def _times_lower(x: torch.Tensor, low: torch.Tensor, out: torch.Tensor) -> None:
+    """``out = x @ low`` for lower-triangular ``low``, skipping its zero upper-right blocks."""
+    k = low.shape[0]
+    if k <= _BLOCK:
+        torch.matmul(x, low, out=out)
+        return
+    h = k // 2
+    _times_lower(x[:, :h], low[:h, :h], out[:, :h])
+    out[:, :h].addmm_(x[:, h:], low[h:, :h])
+    _times_lower(x[:, h:], low[h:, h:], out[:, h:])
+
+
+def _upper_times(up: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> None:
+    """``out = up @ x`` for upper-triangular ``up``, skipping its zero lower-left blocks."""
+    k = up.shape[0]
+    if k <= _BLOCK:
+        torch.matmul(up, x, out=out)
+        return
+    h = k // 2
+    _upper_times(up[:h, :h], x[:h], out[:h])
+    out[:h].addmm_(up[:h, h:], x[h:])
+    _upper_times(up[h:, h:], x[h:], out[h:])
+
+
+def _lower_of_upper_times(up: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> None:
+    """The lower triangle of ``up @ x`` (both square, ``up`` upper-triangular) into ``out``.
+
+    Blocks of ``out`` wholly above the diagonal are not written; those on it may hold
+    anything above it.
+    """
+    k = up.shape[0]
+    if k <= _BLOCK:
+        torch.matmul(up, x, out=out)
+        return
+    h = k // 2
+    _upper_times(up[h:, h:], x[h:, :h], out[h:, :h])
+    _lower_of_upper_times(up[:h, :h], x[:h, :h], out[:h, :h])
+    out[:h, :h].addmm_(up[:h, h:], x[h:, :h])
+    _lower_of_upper_times(up[h:, h:], x[h:, h:], out[h:, h:])
+
+
 def _lower_congruence(root: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """A matrix whose lower triangle is that of ``root^T sigma root``, ``root`` lower-triangular.
 
-    One level of 2x2 blocking skips the products with ``root``'s zero upper-right block and
-    the result's upper-right block (the transpose of its lower-left one): 5/8 of the work of
-    two full products. The upper-right block of the result is left zero.
+    ``sigma @ root`` and the lower triangle of ``root^T`` times it are built from recursive
+    2x2 blocks that skip the triangular factor's zero half and the result's upper triangle:
+    43% of the work of two full products at 2048-d. Nothing above the diagonal is
+    meaningful.
     """
-    h = root.shape[0] // 2
-    a, b, c = root[:h, :h], root[h:, :h], root[h:, h:]
-    left = sigma[:, :h] @ a + sigma[:, h:] @ b  # (sigma @ root)[:, :h]
-    right = sigma[:, h:] @ c  # (sigma @ root)[:, h:]
+    product = torch.zeros_like(sigma)
+    _times_lower(sigma, root, product)
     out = torch.zeros_like(sigma)
-    out[:h, :h] = a.mT @ left[:h] + b.mT @ left[h:]
-    out[h:, :h] = c.mT @ left[h:]
-    out[h:, h:] = c.mT @ right[h:]
+    _lower_of_upper_times(root.mT, product, out)
     return out
 
 
