@@ -44,15 +44,8 @@ def _times_lower(x: torch.Tensor, low: torch.Tensor, out: torch.Tensor) -> None:
 
 
 def _upper_times(up: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> None:
-    """``out = up @ x`` for upper-triangular ``up``, skipping its zero lower-left blocks."""
-    k = up.shape[0]
-    if k <= _BLOCK:
-        torch.matmul(up, x, out=out)
-        return
-    h = k // 2
-    _upper_times(up[:h, :h], x[:h], out[:h])
-    out[:h].addmm_(up[:h, h:], x[h:])
-    _upper_times(up[h:, h:], x[h:], out[h:])
+    """``out = up @ x`` for upper-triangular ``up``: the transpose of ``x^T @ up^T``."""
+    _times_lower(x.mT, up.mT, out.mT)
 
 
 def _lower_of_upper_times(up: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> None:
