@@ -73,6 +73,7 @@ def _lower_congruence(root: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     43% of the work of two full products at 2048-d. Nothing above the diagonal is
     meaningful.
     """
+    # zeroed up front: fresh pages touched first inside MKL's threads cost more than a fill
     product = torch.zeros_like(sigma)
     _times_lower(sigma, root, product)
     out = torch.zeros_like(sigma)
