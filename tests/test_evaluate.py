@@ -167,7 +167,7 @@ def test_kid_equals_torch_fidelity_and_is_zero_for_one_distribution():
     real = torch.randn(600, 16, generator=rng)
     fake = torch.randn(600, 16, generator=rng) * 1.5 + 0.3
     expected = kid_features_to_metric(
-        fake, real, kid_subsets=20, kid_subset_size=200, kid_kernel="poly",
+        fake.double(), real.double(), kid_subsets=20, kid_subset_size=200, kid_kernel="poly",
         kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None, kid_kernel_poly_coef0=1,
         rng_seed=7, verbose=False,
     )  # fmt: skip

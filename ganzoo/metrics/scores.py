@@ -92,7 +92,8 @@ def kernel_inception_distance(
     """Mean and std over random subsets of the unbiased MMD^2 with a polynomial kernel.
 
     Subsets are drawn as torch-fidelity draws them: ``RandomState(seed).choice`` without
-    replacement, fake then real, per subset.
+    replacement, fake then real, per subset. Kernels are computed in float64, so the result
+    does not depend on the BLAS's float32 summation order.
     """
     rng = np.random.RandomState(seed)
     gamma = 1.0 / real.shape[1]
@@ -102,8 +103,8 @@ def kernel_inception_distance(
         return (a @ b.T * gamma + coef0) ** degree
 
     for i in range(subsets):
-        f = fake[rng.choice(len(fake), subset_size, replace=False)]
-        r = real[rng.choice(len(real), subset_size, replace=False)]
+        f = fake[rng.choice(len(fake), subset_size, replace=False)].astype(np.float64)
+        r = real[rng.choice(len(real), subset_size, replace=False)].astype(np.float64)
         mmds[i] = _mmd2_unbiased(kernel(f, f), kernel(f, r), kernel(r, r))
     return float(mmds.mean()), float(mmds.std())
 
