@@ -173,10 +173,11 @@ def bench_extract(images: int, batch_size: int, size: int, device: str) -> dict[
 def bench_real(data_dir: Path | None, device: str, datasets: list[str]) -> dict[str, Any]:
     """Classifier accuracy, IS of real test images and FID between test halves."""
     from ganzoo.api import EvalContext
-    from ganzoo.evaluate import DatasetSamples, make_extractor
+    from ganzoo.extractors import make_extractor
     from ganzoo.metrics.frechet import frechet_distance, statistics
     from ganzoo.metrics.scores import inception_score
     from ganzoo.registry import registry
+    from ganzoo.sources import DatasetSamples
 
     rows = {}
     print(f"{'dataset':<15}{'trained on':<22}{'accuracy':>9}{'IS held-out':>12}{'IS all':>8}"

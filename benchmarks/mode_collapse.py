@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ganzoo.metrics.modes import mode_statistics
-from ganzoo.sample import load_generator
+from ganzoo.runs import RunFolder
 from ganzoo.train import run
 
 
@@ -38,7 +38,7 @@ def evaluate(recipe: str, seed: int, overrides: list[str], samples: int) -> dict
             progress="none",
         )
         seconds = time.perf_counter() - started
-        trained = load_generator(result.run_dir, device="cpu")
+        trained = RunFolder(result.run_dir).load_generator(device="cpu")
         generator, spec = trained.generator, trained.spec
         assert spec.mixture is not None, "the mode benchmark needs a ring or grid dataset"
         with torch.no_grad():

@@ -109,12 +109,13 @@ def worker(side: str, case: str, steps: int, warmup: int) -> dict[str, Any]:
     else:
         import ganzoo
         from ganzoo.recipe import recipe_from_dict
+        from ganzoo.runs import RunFolder
 
         with tempfile.TemporaryDirectory() as tmp:
             register_reference_plugin(Path(tmp) / "site")
             recipe = recipe_from_dict(ganzoo_recipe(case, steps, warmup), f"<{case}>")
             result = ganzoo.run(recipe, out=Path(tmp) / "run", device="cpu", progress="none")
-            records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").open()]
+            records = RunFolder(result.run_dir).records()
         # the first window holds the warm-up; later windows are steady state
         timed = [r for r in records if r["step"] > warmup]
         images_per_s = statistics.mean(r["images_per_s"] for r in timed)
@@ -145,7 +146,7 @@ def main() -> None:
     """Alternate ganzoo and the reference over the cases; print the table."""
     import torch
 
-    from ganzoo.train import cpu_has_native_bf16
+    from ganzoo.device import cpu_has_native_bf16
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default=",".join(CASES))

@@ -16,8 +16,13 @@ except metadata.PackageNotFoundError:  # running from a source tree that is not 
 
 _LAZY = {
     "run": "ganzoo.train",
-    "RunResult": "ganzoo.train",
+    "RunResult": "ganzoo.loop",
+    "RunOptions": "ganzoo.options",
+    "SampleOptions": "ganzoo.options",
+    "EvalOptions": "ganzoo.options",
+    "RunFolder": "ganzoo.runs",
     "sample_run": "ganzoo.sample",
+    "evaluate_run": "ganzoo.evaluate",
     "load_recipe": "ganzoo.recipe",
     "recipe_from_dict": "ganzoo.recipe",
     "Recipe": "ganzoo.recipe",

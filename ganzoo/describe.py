@@ -1,10 +1,11 @@
-"""Plain-data descriptions of components and their parameters, for ``ganzoo show``."""
+"""Plain-data descriptions of entries (components, extractors, recipes), for list and show."""
 
 from __future__ import annotations
 
 import inspect
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 import annotated_types as at
@@ -12,7 +13,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from ganzoo.registry import Entry, registry
+from ganzoo.registry import Entry, RecipeEntry, registry
 
 _CONSTRAINTS = (
     (at.Gt, "gt", ">"),
@@ -86,7 +87,7 @@ def _default(field: FieldInfo) -> Any:
 
 def entry_info(entry: Entry) -> dict[str, Any]:
     """What ``ganzoo list`` shows of an entry, read without importing it."""
-    return {
+    info = {
         "kind": entry.kind.singular,
         "name": entry.name,
         "summary": entry.summary(),
@@ -95,14 +96,31 @@ def entry_info(entry: Entry) -> dict[str, Any]:
         "builtin": entry.builtin,
         "value": entry.value,
     }
+    if isinstance(entry, RecipeEntry):
+        path = entry.path()
+        info["path"] = str(path) if path is not None else None
+    return info
+
+
+def recipe_header(path: Path) -> str:
+    """The comment lines at the top of a recipe file, without their ``#``."""
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line[1:].strip())
+    return "\n".join(lines)
 
 
 def component_info(kind: str, name: str) -> dict[str, Any]:
     """Everything ``ganzoo show`` prints of a component (loads it)."""
     entry = registry(kind).get(name)
-    cls = entry.load()
+    loaded = entry.load()
     info = entry_info(entry)
     info["summary"] = entry.summary()
+    if isinstance(entry, RecipeEntry):
+        return info | {"path": str(loaded), "doc": recipe_header(loaded), "params": []}
+    cls = loaded
     info["doc"] = inspect.getdoc(cls) or ""
     info["params"] = params_info(cls.Params)
     plural = entry.kind.plural
@@ -111,6 +129,8 @@ def component_info(kind: str, name: str) -> dict[str, Any]:
     elif plural == "losses":
         info["uses_discriminator"] = cls.uses_discriminator
         info["default_d_steps"] = cls.default_d_steps
+    elif plural == "extractors":
+        info["argument"] = cls.argument
     return info
 
 

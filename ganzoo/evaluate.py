@@ -1,15 +1,18 @@
-"""Evaluation: sample a trained run, score it with registered metrics, record the protocol.
+"""Evaluation: sample a trained generator, score it with registered metrics, record the protocol.
 
 Every score goes out with the protocol that produced it (extractor, weights hash, resize,
 input range, sample counts, reference set, seed, ganzoo version): FID and its relatives move
 with each of these, so two scores are only comparable when their protocols agree.
+
+:func:`evaluate_generator` scores a generator held in memory (the end of a run does that);
+:func:`evaluate_run` rebuilds one from a run folder's checkpoint and gives the same numbers.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,158 +20,21 @@ from typing import Any
 import numpy as np
 import torch
 from pydantic import ValidationError
-from torch import Tensor
 
 from ganzoo import __version__
-from ganzoo.api import (
-    Dataset,
-    DataSpec,
-    EvalContext,
-    FeatureExtractor,
-    Generator,
-    to_model_space,
-)
+from ganzoo.api import Dataset, DataSpec, EvalContext, FeatureExtractor, Generator
 from ganzoo.build import build_dataset
+from ganzoo.device import resolve_device
 from ganzoo.errors import UsageError
+from ganzoo.extractors import make_extractor
 from ganzoo.metrics.frechet import frechet_distance, load_statistics, save_statistics, statistics
+from ganzoo.options import EvalOptions, with_settings
 from ganzoo.paths import data_dir as resolve_data_dir
-from ganzoo.recipe import format_loc
+from ganzoo.recipe import Recipe, recipe_from_dict
+from ganzoo.recipe_errors import format_loc
 from ganzoo.registry import registry
-from ganzoo.sample import load_generator
-from ganzoo.train import resolve_device
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
-
-
-class DatasetSamples:
-    """A dataset's samples in order: from its tensor when it has one, else item by item."""
-
-    def __init__(self, dataset: Dataset) -> None:
-        self.dataset, self.spec = dataset, dataset.spec
-        self.data = dataset.tensor()
-
-    def __len__(self) -> int:
-        """The number of samples."""
-        return len(self.dataset)
-
-    def batches(self, batch_size: int) -> Iterator[Tensor]:
-        """Model-space float batches."""
-        for start in range(0, len(self), batch_size):
-            stop = min(start + batch_size, len(self))
-            if self.data is not None:
-                raw = self.data[start:stop]
-            else:
-                raw = torch.stack([self.dataset[i] for i in range(start, stop)])
-            yield to_model_space(raw)
-
-
-class GeneratorSamples:
-    """``n`` samples of a generator from a seeded latent draw; images go through uint8.
-
-    Quantising images to 8 bits makes generated samples exactly what a saved PNG would hold,
-    so that scores agree with tools that read image files.
-    """
-
-    def __init__(
-        self, generator: Generator, n: int, seed: int, device: torch.device, spec: DataSpec
-    ) -> None:
-        self.generator, self.n, self.seed, self.device, self.spec = generator, n, seed, device, spec
-
-    def __len__(self) -> int:
-        """The number of samples."""
-        return self.n
-
-    def batches(self, batch_size: int) -> Iterator[Tensor]:
-        """Model-space float batches, the same for the same seed and batch size."""
-        rng = torch.Generator().manual_seed(self.seed)
-        with torch.inference_mode():
-            for start in range(0, self.n, batch_size):
-                count = min(batch_size, self.n - start)
-                z = self.generator.sample_latent(count, generator=rng).to(self.device)
-                x = self.generator(z).float()
-                if self.spec.is_image:
-                    x = x.clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1)
-                yield x.cpu()
-
-
-class FolderSamples:
-    """Every image file in a folder (sorted by name), as RGB, at its own size."""
-
-    def __init__(self, folder: Path) -> None:
-        self.files = sorted(
-            p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-        )
-        if not self.files:
-            raise UsageError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
-        first = self._load(self.files[0])
-        self.spec = DataSpec(tuple(first.shape))
-
-    @staticmethod
-    def _load(path: Path) -> Tensor:
-        from PIL import Image
-
-        with Image.open(path) as image:
-            array = np.asarray(image.convert("RGB"), dtype=np.uint8)
-        return torch.from_numpy(array.transpose(2, 0, 1).copy())
-
-    def __len__(self) -> int:
-        """The number of image files."""
-        return len(self.files)
-
-    def batches(self, batch_size: int) -> Iterator[Tensor]:
-        """Model-space batches; every image must have the first image's size."""
-        for start in range(0, len(self.files), batch_size):
-            images = [self._load(p) for p in self.files[start : start + batch_size]]
-            for path, image in zip(self.files[start : start + batch_size], images, strict=True):
-                if tuple(image.shape) != self.spec.shape:
-                    raise UsageError(
-                        f"{path}: size {tuple(image.shape)} differs from the folder's first "
-                        f"image {self.spec.shape}; resize the images to one size first"
-                    )
-            yield to_model_space(torch.stack(images))
-
-
-def make_extractor(
-    name: str,
-    device: torch.device,
-    *,
-    dataset: str | None = None,
-    data_dir: Path | None = None,
-    inception_weights: str | Path | None = None,
-    report: Callable[[str], None] | None = None,
-) -> FeatureExtractor:
-    """Build a feature extractor: ``inception-v3``, ``classifier[:DATASET]`` or ``auto``.
-
-    ``auto`` takes the Inception network when its weights can be found (or downloaded), and
-    otherwise the classifier of ``dataset``.
-    """
-    from ganzoo.errors import DataError
-    from ganzoo.metrics import classifier, inception
-
-    if name == "auto":
-        try:
-            return make_extractor("inception-v3", device, inception_weights=inception_weights)
-        except DataError as exc:
-            if dataset is None:
-                raise
-            if report is not None:
-                report(f"Inception weights unavailable; using the {dataset} classifier ({exc})")
-            return make_extractor("classifier", device, dataset=dataset, data_dir=data_dir,
-                                  report=report)  # fmt: skip
-    if name == "inception-v3":
-        weights = inception.find_weights(inception_weights)
-        return inception.InceptionExtractor(weights).to(device)
-    kind, _, named = name.partition(":")
-    if kind == "classifier":
-        target = named or dataset
-        if not target:
-            raise UsageError("--extractor classifier needs a dataset: classifier:mnist")
-        return classifier.load_or_train_classifier(
-            target, resolve_data_dir(data_dir), device, report=report
-        )
-    raise UsageError(
-        f"unknown extractor {name!r}; choose auto, inception-v3 or classifier[:DATASET]"
-    )
+from ganzoo.runs import RunFolder
+from ganzoo.sources import DatasetSamples, FolderSamples, GeneratorSamples
 
 
 @dataclass
@@ -206,62 +72,54 @@ def default_metrics(spec: DataSpec) -> list[str]:
     return ["modes"] if spec.mixture is not None else ["fid", "is", "kid"]
 
 
-def evaluate_run(
-    run_dir: str | Path,
+def reference_name(recipe: Recipe) -> str:
+    """The reference set of a recipe's evaluation: its dataset and split (``mnist test``)."""
+    data = recipe.components["data"]
+    return f"{data.name} {getattr(data.params, 'split', '')}".strip()
+
+
+def evaluate_generator(
+    generator: Generator,
+    recipe: Recipe,
+    dataset: Dataset,
+    options: EvalOptions,
     *,
-    metrics: list[str] | None = None,
-    extractor: str | None = None,
-    num_samples: int | None = None,
-    reference_split: str | None = None,
-    device: str = "auto",
-    seed: int | None = None,
-    checkpoint: str | None = None,
-    data_dir: str | Path | None = None,
-    inception_weights: str | Path | None = None,
-    batch_size: int | None = None,
+    run: Path,
+    step: int,
+    ema: bool,
     report: Callable[[str], None] | None = None,
 ) -> Report:
-    """Score a run's generator (its moving average when it has one) and write ``eval.json``.
+    """Score ``generator`` (in eval mode) against ``dataset`` as ``recipe``'s ``[eval]`` says.
 
-    Unset arguments come from the recipe's ``[eval]`` section; the reference set is the
-    recipe's dataset (``reference_split`` overrides its split).
+    ``options`` override the recipe's ``[eval]``; ``run``, ``step`` and ``ema`` say where the
+    generator came from, for the protocol.
     """
-    root = Path(run_dir)
-    torch_device = resolve_device(device)
-    trained = load_generator(root, checkpoint, device)
-    recipe, spec = trained.recipe, trained.spec
+    device = resolve_device(options.device)
+    spec = dataset.spec
     config = recipe.shell.eval
-    names = metrics or config.metrics or default_metrics(spec)
-    count = num_samples or config.num_samples
-    batch = batch_size or config.batch_size
-    seed = config.seed if seed is None else seed
-    metric_objects = {}
+    names = list(options.metrics or config.metrics or default_metrics(spec))
+    count = options.num_samples or config.num_samples
+    seed = config.seed if options.seed is None else options.seed
+    metrics = {}
     for name in names:
         cls = registry("metrics").load(name)
-        metric_objects[name] = cls(cls.Params.model_validate(config.params.get(name, {})))
-    data_overrides = [f"data.split={reference_split}"] if reference_split else []
-    data_recipe = recipe
-    if data_overrides:
-        from ganzoo.recipe import recipe_from_dict
-
-        data_recipe = recipe_from_dict(recipe.to_dict(), recipe.source, data_overrides)
-    dataset = build_dataset(data_recipe, resolve_data_dir(data_dir))
+        metrics[name] = cls(cls.Params.model_validate(config.params.get(name, {})))
     real = DatasetSamples(dataset)
-    fake = GeneratorSamples(trained.generator, count, seed, torch_device, spec)
-    data = data_recipe.components["data"]
-    reference = f"{data.name} {getattr(data.params, 'split', '')}".strip()
-    feature_extractor = None
-    if any(m.needs_features for m in metric_objects.values()):
-        feature_extractor = make_extractor(
-            extractor or config.extractor, torch_device, dataset=data.name, data_dir=data_dir,
-            inception_weights=inception_weights, report=report,
+    fake = GeneratorSamples(generator, count, seed, device, spec)
+    reference = reference_name(recipe)
+    extractor = None
+    if any(m.needs_features for m in metrics.values()):
+        extractor = make_extractor(
+            options.extractor or config.extractor, device, dataset=recipe.components["data"].name,
+            data_dir=options.data_dir, weights=options.inception_weights, report=report,
         )  # fmt: skip
-    context = EvalContext(torch_device, seed, reference, feature_extractor, batch)
-    result = _score(metric_objects, real, fake, context)
+    batch = options.batch_size or config.batch_size
+    context = EvalContext(device, seed, reference, extractor, batch)
+    result = _score(metrics, real, fake, context)
     result.protocol |= {
-        "run": str(root),
-        "step": trained.step,
-        "generator": "ema" if trained.ema else "generator",
+        "run": str(run),
+        "step": step,
+        "generator": "ema" if ema else "generator",
         "reference": reference,
         "num_generated": count,
         "num_reference": len(real),
@@ -269,7 +127,34 @@ def evaluate_run(
         "seed": seed,
         "ganzoo": __version__,
     }
-    (root / "eval.json").write_text(json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n")
+    return result
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    options: EvalOptions | None = None,
+    *,
+    report: Callable[[str], None] | None = None,
+    **settings: Any,
+) -> Report:
+    """Score a run's generator (its moving average when it has one) and write ``eval.json``.
+
+    ``options`` (or its fields as keywords) override the recipe's ``[eval]`` section; the
+    reference set is the recipe's dataset (``reference_split`` overrides its split).
+    """
+    options = with_settings(EvalOptions, options, settings)
+    folder = RunFolder.open(run_dir)
+    trained = folder.load_generator(options.checkpoint, resolve_device(options.device))
+    recipe = trained.recipe
+    if options.reference_split:
+        overrides = [f"data.split={options.reference_split}"]
+        recipe = recipe_from_dict(recipe.to_dict(), recipe.source, overrides)
+    dataset = build_dataset(recipe, resolve_data_dir(options.data_dir))
+    result = evaluate_generator(
+        trained.generator, recipe, dataset, options,
+        run=folder.root, step=trained.step, ema=trained.ema, report=report,
+    )  # fmt: skip
+    folder.write_eval(result.to_json())
     return result
 
 
@@ -320,8 +205,8 @@ def fid_between(
     needs_network = any(p.suffix != ".npz" for p in paths)
     net = None
     if needs_network:
-        net = make_extractor(extractor, torch_device, data_dir=data_dir,
-                             inception_weights=inception_weights)  # fmt: skip
+        net = make_extractor(extractor, torch_device, data_dir=_path(data_dir),
+                             weights=_path(inception_weights))  # fmt: skip
     sides = []
     for path in paths:
         if path.suffix == ".npz":
@@ -362,8 +247,8 @@ def dataset_statistics(
         problems = "; ".join(f"{format_loc(tuple(e['loc']))}: {e['msg']}" for e in exc.errors())
         raise UsageError(f"dataset {dataset!r}: {problems}") from None
     ds = cls(params, resolve_data_dir(data_dir))
-    net = make_extractor(extractor, torch_device, dataset=dataset, data_dir=data_dir,
-                         inception_weights=inception_weights, report=report)  # fmt: skip
+    net = make_extractor(extractor, torch_device, dataset=dataset, data_dir=_path(data_dir),
+                         weights=_path(inception_weights), report=report)  # fmt: skip
     samples = DatasetSamples(ds)
     context = EvalContext(torch_device, 0, dataset, net, batch_size)
     mu, sigma = statistics(context.features(samples).pool.numpy())
@@ -375,6 +260,10 @@ def dataset_statistics(
     }
     save_statistics(Path(out), mu, sigma, protocol)
     return protocol
+
+
+def _path(value: str | Path | None) -> Path | None:
+    return Path(value) if value is not None else None
 
 
 def format_score(value: float) -> str:

@@ -8,19 +8,17 @@ in a value given with ``--set`` is reported against that ``--set``.
 
 from __future__ import annotations
 
-import re
 import tomllib
-import types
-import typing
 import warnings
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ganzoo.errors import PluginError, RecipeError, UnknownComponentError, did_you_mean
+from ganzoo.overrides import apply_overrides
+from ganzoo.recipe_errors import ErrorReport
 from ganzoo.registry import Entry, registry
 
 SCHEMA_VERSION = 1
@@ -107,8 +105,9 @@ class EvalConfig(_Strict):
     batch_size: int = Field(250, gt=0, description="Batch size for sampling and features.")
     extractor: str = Field(
         "auto",
-        description="Feature extractor: inception-v3, classifier[:DATASET], or auto (Inception "
-        "when its weights are available, else the dataset's classifier).",
+        description="Feature extractor: an installed one, NAME[:ARGUMENT] (inception-v3, "
+        "classifier[:DATASET]: ganzoo list extractors), or auto (Inception when its weights are "
+        "available, else the dataset's classifier).",
     )
     seed: int = Field(0, description="Seed of the generated samples and of KID's subsets.")
     params: dict[str, dict[str, Any]] = Field(
@@ -205,37 +204,46 @@ class Recipe:
         return tomli_w.dumps(self.to_dict())
 
 
-def bundled_recipes() -> dict[str, Path]:
-    """The recipes shipped with ganzoo, by name (file name without ``.toml``)."""
-    folder = resources.files("ganzoo.recipes")
-    if not folder.is_dir():
-        return {}
-    return {
-        Path(item.name).stem: Path(str(item))
-        for item in sorted(folder.iterdir(), key=lambda i: i.name)
-        if item.name.endswith(".toml")
-    }
+def installed_recipes() -> dict[str, Path]:
+    """The recipes installed through the ``ganzoo.recipes`` entry points, by name.
+
+    Found without running any plugin's code; an entry whose file cannot be found is left out
+    (``ganzoo plugins`` shows it).
+    """
+    found = {}
+    for entry in registry("recipes"):
+        path = entry.path()
+        if path is not None:
+            found[entry.name] = path
+    return found
 
 
 def find_recipe(spec: str | Path) -> Path:
-    """Return the recipe file ``spec`` names: a path, or the name of a bundled recipe."""
+    """Return the recipe file ``spec`` names: a path, or the name of an installed recipe.
+
+    Raises:
+        RecipeError: neither a file nor an installed recipe's name.
+        PluginError: the recipe's entry is broken (its file is missing or unreadable).
+
+    """
     path = Path(spec)
     if path.exists() or path.suffix == ".toml" or "/" in str(spec):
         return path
-    bundled = bundled_recipes()
-    if str(spec) in bundled:
-        return bundled[str(spec)]
-    raise RecipeError(
-        [
-            f"{spec}: no such file, and no bundled recipe of that name"
-            + did_you_mean(str(spec), list(bundled))
-            + f" (bundled: {', '.join(bundled) or 'none'})"
-        ]
-    )
+    recipes = registry("recipes")
+    names = recipes.names()
+    if str(spec) not in names:
+        raise RecipeError(
+            [
+                f"{spec}: no such file, and no installed recipe of that name"
+                + did_you_mean(str(spec), names)
+                + f" (installed recipes: {', '.join(names) or 'none'})"
+            ]
+        )
+    return recipes.load(str(spec))
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    """Read, override and validate a recipe file (or bundled recipe name).
+    """Read, override and validate a recipe file (or an installed recipe's name).
 
     Raises:
         RecipeError: the file is missing or malformed, or a value is invalid (exit code 2).
@@ -266,7 +274,7 @@ def recipe_from_dict(
     the recipe is reported at once.
     """
     data, set_paths = apply_overrides(data, overrides)
-    errors = _ErrorReport(source, set_paths)
+    errors = ErrorReport(source, set_paths)
     shell = None
     try:
         shell = RecipeShell.model_validate(data)
@@ -289,7 +297,7 @@ def recipe_from_dict(
 
 
 def _resolve_component(
-    section: str, kind: str, name: str, params: dict[str, Any], errors: _ErrorReport
+    section: str, kind: str, name: str, params: dict[str, Any], errors: ErrorReport
 ) -> ResolvedComponent | None:
     try:
         entry = registry(kind).get(name)
@@ -308,7 +316,12 @@ def _resolve_component(
     return ResolvedComponent(section, entry, component, validated)
 
 
-def _check_metrics(config: EvalConfig, errors: _ErrorReport) -> None:
+def _check_metrics(config: EvalConfig, errors: ErrorReport) -> None:
+    if config.extractor != "auto":
+        try:
+            registry("extractors").get(config.extractor.partition(":")[0])
+        except UnknownComponentError as exc:
+            errors.add("eval.extractor", f"{exc}, or 'auto'")
     for i, metric in enumerate(config.metrics):
         try:
             registry("metrics").get(metric)
@@ -331,7 +344,7 @@ def _check_metrics(config: EvalConfig, errors: _ErrorReport) -> None:
 
 
 def _check_discriminator(
-    shell: RecipeShell, components: dict[str, ResolvedComponent], errors: _ErrorReport
+    shell: RecipeShell, components: dict[str, ResolvedComponent], errors: ErrorReport
 ) -> None:
     loss = components.get("loss")
     if loss is None:
@@ -345,130 +358,3 @@ def _check_discriminator(
             stacklevel=3,
         )
         del components["discriminator"]
-
-
-_SET_PATTERN = re.compile(r"^([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)=(.*)$", re.S)
-_BARE_WORD = re.compile(r"^[A-Za-z_][\w\-./:]*$")
-
-
-def parse_value(text: str) -> Any:
-    """Parse the right side of ``--set`` as a TOML value; a bare word is taken as a string."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError as exc:
-        if _BARE_WORD.match(text):
-            return text
-        raise ValueError(f"not a TOML value ({exc})") from None
-
-
-def apply_overrides(
-    data: dict[str, Any], overrides: list[str] | tuple[str, ...]
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """Apply ``key.path=value`` overrides to a copy of ``data``.
-
-    Returns the new data and, for each overridden dotted path, the ``--set`` text that set it.
-    """
-    data = _deep_copy(data)
-    set_paths: dict[str, str] = {}
-    for item in overrides:
-        match = _SET_PATTERN.match(item.strip())
-        if not match:
-            raise RecipeError([f"--set {item}: expected KEY.PATH=VALUE, e.g. train.steps=500"])
-        path, text = match.groups()
-        try:
-            value = parse_value(text.strip())
-        except ValueError as exc:
-            raise RecipeError([f"--set {item}: {exc}"]) from None
-        node = data
-        keys = path.split(".")
-        for depth, key in enumerate(keys[:-1]):
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                where = ".".join(keys[: depth + 1])
-                raise RecipeError([f"--set {item}: {where} is a value, not a table"])
-        node[keys[-1]] = value
-        set_paths[path] = item
-    return data, set_paths
-
-
-def _deep_copy(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _deep_copy(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_deep_copy(v) for v in data]
-    return data
-
-
-def format_loc(loc: tuple[str | int, ...]) -> str:
-    """Turn a pydantic error location into ``a.b[1].c``."""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _model_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
-    """The pydantic model that validates the value at ``loc`` inside ``model``, if any."""
-    for part in loc:
-        if isinstance(part, int) or part not in model.model_fields:
-            return None
-        inner = _find_model(model.model_fields[part].annotation)
-        if inner is None:
-            return None
-        model = inner
-    return model
-
-
-def _find_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            found = _find_model(arg)
-            if found is not None:
-                return found
-    return None
-
-
-class _ErrorReport:
-    """Collects recipe problems as ``where: dotted.path: message`` lines."""
-
-    def __init__(self, source: str, set_paths: dict[str, str]) -> None:
-        self.source = source
-        self.set_paths = set_paths
-        self.lines: list[str] = []
-
-    def where(self, path: str) -> str:
-        for set_path, text in self.set_paths.items():
-            if (
-                path == set_path
-                or path.startswith(set_path + ".")
-                or path.startswith(set_path + "[")
-            ):
-                return f"{self.source} (--set {text})"
-        return self.source
-
-    def add(self, path: str, message: str) -> None:
-        self.lines.append(f"{self.where(path)}: {path}: {message}")
-
-    def add_validation(
-        self, exc: ValidationError, model: type[BaseModel], prefix: tuple[str, ...] = ()
-    ) -> None:
-        for error in exc.errors():
-            loc = tuple(error["loc"])
-            message = error["msg"]
-            if error["type"] == "value_error":
-                message = str(error["ctx"]["error"])
-            elif error["type"] == "extra_forbidden":
-                parent = _model_at(model, loc[:-1])
-                choices = list(parent.model_fields) if parent else []
-                if prefix and not loc[:-1]:
-                    choices = [*choices, "name"]
-                message = f"unknown key {loc[-1]!r}" + (
-                    did_you_mean(str(loc[-1]), choices) if choices else ""
-                )
-            self.add(format_loc(prefix + loc), message)
-
-    def raise_if_any(self) -> None:
-        if self.lines:
-            raise RecipeError(self.lines)

@@ -1,9 +1,11 @@
 """Component registries filled from Python entry points, one per kind.
 
-Each kind (generators, discriminators, losses, datasets, metrics) reads the entry-point group
-``ganzoo.<kind>``. Discovery reads package metadata only; a component's summary is read from
-its module's source text without running it; the class itself is imported on first use.
-A plugin that fails to import is recorded and fails only the runs that use it.
+Each kind (generators, discriminators, losses, datasets, metrics, extractors, recipes) reads the
+entry-point group ``ganzoo.<kind>``. Discovery reads package metadata only; a component's
+summary is read from its module's source text without running it; the class itself is imported
+on first use. A recipe entry names a TOML file in a package (``name = "package:file.toml"``),
+found without running the package's code. A plugin that fails to import is recorded and fails
+only the runs that use it.
 
 Name clashes: the entry of ganzoo itself wins, then the first third-party entry in
 ``sys.path`` order; every shadowed entry is reported with a :class:`PluginClashWarning`.
@@ -13,20 +15,19 @@ them without uninstalling.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import os
 import re
-import sys
+import tomllib
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib import metadata
-from importlib.machinery import ModuleSpec
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
 from ganzoo.errors import PluginError, UnknownComponentError, did_you_mean
+from ganzoo.static import first_line, spec_without_import, static_docstring
 
 BUILTIN_DIST = "ganzoo"
 DISABLE_ENV = "GANZOO_DISABLE_PLUGINS"
@@ -34,7 +35,10 @@ DISABLE_ENV = "GANZOO_DISABLE_PLUGINS"
 
 @dataclass(frozen=True)
 class Kind:
-    """One kind of component: its plural name, singular name and base class in ganzoo.api."""
+    """One kind of entry: its plural and singular names and its base class in ganzoo.api.
+
+    ``base`` is empty for recipes, whose entries are files rather than classes.
+    """
 
     plural: str
     singular: str
@@ -54,6 +58,8 @@ KINDS: dict[str, Kind] = {
         Kind("losses", "loss", "Loss"),
         Kind("datasets", "dataset", "Dataset"),
         Kind("metrics", "metric", "Metric"),
+        Kind("extractors", "extractor", "Extractor"),
+        Kind("recipes", "recipe", ""),
     )
 }
 _SINGULAR = {k.singular: k.plural for k in KINDS.values()}
@@ -95,7 +101,7 @@ class Entry:
     dist: str
     version: str
     _entry_point: metadata.EntryPoint = field(repr=False)
-    _loaded: type | None = field(default=None, repr=False)
+    _loaded: Any = field(default=None, repr=False)
     _error: str | None = field(default=None, repr=False)
 
     @property
@@ -113,43 +119,91 @@ class Entry:
         """The error of the last failed load, or None."""
         return self._error
 
-    def load(self) -> type:
+    def load(self) -> Any:
         """Import the component class, check it against the contract and cache it.
 
         Raises:
             PluginError: the import raised, or the object breaks the contract.
 
         """
-        if self._loaded is not None:
-            return self._loaded
-        if self._error is None:
+        if self._loaded is None and self._error is None:
             try:
-                obj = self._entry_point.load()
+                obj = self._resolve()
             except (Exception, SystemExit) as exc:
                 self._error = f"import failed: {type(exc).__name__}: {exc}"
             else:
-                self._error = _contract_problem(self.kind, obj)
+                self._error = self._problem(obj)
                 if self._error is None:
                     self._loaded = obj
-                    return obj
+        if self._loaded is not None:
+            return self._loaded
         raise PluginError(
             f"{self.kind.singular} {self.name!r} (from {self.provider}, {self.value}) "
             f"cannot be used: {self._error}"
         )
 
+    def _resolve(self) -> Any:
+        return self._entry_point.load()
+
+    def _problem(self, obj: Any) -> str | None:
+        return contract_problem(self.kind, obj)
+
     def summary(self) -> str:
         """The first line of the component's docstring, without importing it if not loaded."""
         if self._loaded is not None:
-            return _first_line(self._loaded.__doc__)
+            return first_line(self._loaded.__doc__)
         module, _, attr = self.value.partition(":")
-        return _first_line(_static_docstring(module.strip(), attr.strip()))
+        return first_line(static_docstring(module.strip(), attr.strip()))
 
 
-def _first_line(doc: str | None) -> str:
-    return doc.strip().splitlines()[0].strip() if doc and doc.strip() else ""
+@dataclass
+class RecipeEntry(Entry):
+    """A recipe shipped by a distribution: ``name = "package:file.toml"``, a file in a package.
+
+    :meth:`load` returns the file's path; the summary is its first comment line.
+    """
+
+    def path(self) -> Path | None:
+        """Where the file lies, found without running the package's code (None if not found)."""
+        package, _, file = self.value.partition(":")
+        spec = spec_without_import(package.strip())
+        folders = getattr(spec, "submodule_search_locations", None) or []
+        for folder in folders:
+            candidate = Path(folder) / file.strip()
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def _resolve(self) -> Path:
+        package, colon, file = self.value.partition(":")
+        if not colon or not file.strip().endswith(".toml"):
+            raise ValueError(f"a recipe entry is 'package:file.toml', not {self.value!r}")
+        path = self.path()
+        if path is not None:
+            return path
+        resource = resources.files(package.strip()) / file.strip()
+        return Path(str(resource))
+
+    def _problem(self, path: Path) -> str | None:
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return f"no file {path}"
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            return f"{path}: {type(exc).__name__}: {exc}"
+        return None
+
+    def summary(self) -> str:
+        """The first ``#`` comment line of the recipe file."""
+        path = self._loaded or self.path()
+        try:
+            first = path.read_text(encoding="utf-8").splitlines()[:1] if path else []
+        except (OSError, UnicodeDecodeError):
+            return ""
+        return first[0].lstrip("#").strip() if first and first[0].startswith("#") else ""
 
 
-def _contract_problem(kind: Kind, obj: Any) -> str | None:
+def contract_problem(kind: Kind, obj: Any) -> str | None:
     """Describe how ``obj`` breaks the component contract of ``kind``, or return None."""
     from pydantic import BaseModel
 
@@ -165,67 +219,9 @@ def _contract_problem(kind: Kind, obj: Any) -> str | None:
         return f"{obj.__qualname__}.Params is not a pydantic model"
     if params.model_config.get("extra") != "forbid":
         return f'{obj.__qualname__}.Params must set extra="forbid" (derive from ganzoo.api.Params)'
-    if not _first_line(obj.__doc__):
+    if not first_line(obj.__doc__):
         return f"{obj.__qualname__} has no docstring (its first line is the summary)"
     return None
-
-
-def _spec_without_import(module: str) -> ModuleSpec | None:
-    """Find a module's spec by asking the import finders, executing no package code."""
-    search_path = None
-    spec = None
-    parts = module.split(".")
-    for i in range(len(parts)):
-        name = ".".join(parts[: i + 1])
-        loaded = sys.modules.get(name)
-        spec = getattr(loaded, "__spec__", None) if loaded is not None else None
-        if spec is None:
-            for finder in sys.meta_path:
-                find_spec = getattr(finder, "find_spec", None)
-                if find_spec is None:
-                    continue
-                try:
-                    spec = find_spec(name, search_path)
-                except Exception:  # a finder that cannot answer is skipped, as import does
-                    spec = None
-                if spec is not None:
-                    break
-        if spec is None:
-            return None
-        search_path = spec.submodule_search_locations
-    return spec
-
-
-def _static_docstring(module: str, attr: str, depth: int = 0) -> str | None:
-    """Read the docstring of class ``attr`` from ``module``'s source, following re-exports."""
-    spec = _spec_without_import(module)
-    origin = getattr(spec, "origin", None)
-    if not origin or not origin.endswith(".py") or depth > 3:
-        return None
-    try:
-        tree = ast.parse(Path(origin).read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, UnicodeDecodeError):
-        return None
-    name = attr.split(".")[0]
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == name:
-            return ast.get_docstring(node)
-        if isinstance(node, ast.ImportFrom):
-            for alias in node.names:
-                if (alias.asname or alias.name) == name:
-                    source = _resolve_relative(module, spec, node)
-                    return _static_docstring(source, alias.name, depth + 1)
-    return None
-
-
-def _resolve_relative(module: str, spec: ModuleSpec | None, node: ast.ImportFrom) -> str:
-    if not node.level:
-        return node.module or ""
-    is_package = spec is not None and spec.submodule_search_locations is not None
-    package = module if is_package else module.rpartition(".")[0]
-    for _ in range(node.level - 1):
-        package = package.rpartition(".")[0]
-    return f"{package}.{node.module}" if node.module else package
 
 
 class Registry:
@@ -245,7 +241,7 @@ class Registry:
         self.shadowed, self.disabled = [], []
         for ep in metadata.entry_points(group=self.kind.group):
             dist = ep.dist
-            entry = Entry(
+            entry = (Entry if self.kind.base else RecipeEntry)(
                 kind=self.kind,
                 name=ep.name,
                 value=ep.value,
@@ -298,9 +294,25 @@ class Registry:
             f"(installed {plural}: {installed})"
         )
 
-    def load(self, name: str) -> type:
-        """Return the component class named ``name``, importing it on first use."""
+    def load(self, name: str) -> Any:
+        """Return the component class (or recipe file) named ``name``, loading it on first use."""
         return self.get(name).load()
+
+
+def installed_names(kind: str) -> list[str]:
+    """The names in ``kind``'s entry-point group, sorted, read from metadata alone.
+
+    For help texts: nothing is imported, cached or warned about.
+    """
+    group = kind_of(kind).group
+    off = disabled_distributions()
+    return sorted(
+        {
+            ep.name
+            for ep in metadata.entry_points(group=group)
+            if ep.dist is None or normalize_dist_name(ep.dist.name) not in off - {BUILTIN_DIST}
+        }
+    )
 
 
 _REGISTRIES: dict[str, Registry] = {}

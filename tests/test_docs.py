@@ -78,3 +78,35 @@ def test_recipe_reference_names_every_builtin_component():
         if registry(kind).get(name).dist == "ganzoo" and f"`{name}`" not in text
     ]
     assert not missing, f"docs/recipes.md does not document the built-in components {missing}"
+
+
+def _python_blocks(name: str, heading: str) -> list[str]:
+    """The ```python blocks of the section under ``heading`` in a docs page."""
+    section = _read(name).split(heading, 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+
+
+def test_the_python_example_of_the_user_guide_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (block,) = _python_blocks("user-guide.md", "## From Python")
+    namespace: dict = {}
+    exec(compile(block, "user-guide.md", "exec"), namespace)
+    assert namespace["result"].step == namespace["again"].step == 500
+    assert set(namespace["report"].scores) >= {"modes", "high_quality"}
+    assert namespace["png"].is_file() and namespace["trained"].step == 500
+
+
+def test_the_plugin_guide_examples_conform(monkeypatch):
+    from ganzoo import api
+    from ganzoo.testing import check_component
+
+    checked = []
+    for block in _python_blocks("plugins.md", "## Writing a component"):
+        namespace: dict = {"__name__": "plugin_guide_example"}
+        exec(compile(block, "plugins.md", "exec"), namespace)
+        bases = (api.Generator, api.Discriminator, api.Loss, api.Dataset, api.Metric, api.Extractor)
+        for value in list(namespace.values()):
+            if isinstance(value, type) and issubclass(value, bases) and value not in bases:
+                check_component(value)
+                checked.append(value.__name__)
+    assert {"PairedRelativisticLoss", "Spiral", "RandomProjection"} <= set(checked)

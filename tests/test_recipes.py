@@ -8,7 +8,8 @@ import pytest
 from conftest import REPO, run_cli
 
 from ganzoo.errors import RecipeError
-from ganzoo.recipe import apply_overrides, bundled_recipes, load_recipe, recipe_from_dict
+from ganzoo.overrides import apply_overrides
+from ganzoo.recipe import installed_recipes, load_recipe, recipe_from_dict
 from ganzoo.registry import registry
 
 GOOD = """\
@@ -56,9 +57,9 @@ def check_bad(path, *extra, expect: list[str]):
     return lines
 
 
-def test_every_bundled_recipe_validates_with_its_networks():
-    recipes = bundled_recipes()
-    assert "vanilla_mnist" in recipes
+def test_every_installed_recipe_validates_with_its_networks():
+    recipes = installed_recipes()
+    assert {"vanilla_mnist", "quickstart"} <= set(recipes)
     for name in recipes:
         done = run_cli("validate", name)
         assert done.returncode == 0, done.stderr

@@ -14,9 +14,9 @@ from conftest import REPO, run_cli, shared_data_dir
 from test_train import load_checkpoint, sets
 
 import ganzoo
-import ganzoo.train
+import ganzoo.device
+from ganzoo.device import autocast_device, cpu_has_native_bf16
 from ganzoo.recipe import RecipeWarning
-from ganzoo.train import autocast_device, cpu_has_native_bf16
 
 MLP = [
     "generator.hidden=[32, 32]",
@@ -89,7 +89,7 @@ def test_batch_that_does_not_split_is_refused(tmp_path):
 
 
 def test_amp_without_native_bf16_is_ignored_with_a_warning(tmp_path, monkeypatch):
-    monkeypatch.setattr(ganzoo.train, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(ganzoo.device, "cpu_has_native_bf16", lambda: False)
     with pytest.warns(RecipeWarning, match="train.amp is ignored on this cpu"):
         result = ganzoo.run("quickstart", overrides=[*MLP, "train.amp=true"],
                             out=tmp_path / "r", progress="none")  # fmt: skip

@@ -18,7 +18,7 @@ from PIL import Image
 
 import ganzoo
 from ganzoo.checkpoint import load_checkpoint
-from ganzoo.train import lr_factor
+from ganzoo.optim import lr_factor
 
 QUICK = [
     "generator.hidden=[32, 32]",

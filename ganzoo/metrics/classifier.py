@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganzoo import __version__
-from ganzoo.api import to_model_space
+from ganzoo.api import Extractor, ExtractorRequest, Params, to_model_space
 from ganzoo.errors import DataError, UsageError
 from ganzoo.paths import cache_dir
 from ganzoo.registry import registry
@@ -181,10 +181,25 @@ def default_epochs(num_train: int) -> int:
     return max(6, min(30, 240_000 // max(num_train, 1)))
 
 
-class ClassifierExtractor(nn.Module):
-    """Features and class logits of ganzoo's cached dataset classifier."""
+class ClassifierExtractor(nn.Module, Extractor):
+    """Features and class logits of ganzoo's classifier of a labelled dataset (trained, cached).
+
+    ``classifier:DATASET`` names the dataset; plain ``classifier`` takes the evaluated run's.
+    The first use trains it (minutes on a CPU) and caches it under the cache folder.
+    """
 
     name = "classifier"
+    argument = "DATASET"
+
+    @classmethod
+    def build(cls, params: Params, request: ExtractorRequest) -> ClassifierExtractor:
+        """The cached classifier of ``request.argument`` (or of ``request.dataset``)."""
+        target = request.argument or request.dataset
+        if not target:
+            raise UsageError("--extractor classifier needs a dataset: classifier:mnist")
+        return load_or_train_classifier(
+            target, request.data_dir, request.device, report=request.report
+        )
 
     def __init__(self, net: ClassifierNet, meta: dict[str, Any], path: Path) -> None:
         super().__init__()

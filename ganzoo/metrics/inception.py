@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import inception as tv_inception
 
+from ganzoo.api import Extractor, ExtractorRequest, Params
 from ganzoo.errors import DataError
 
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -162,10 +163,19 @@ def _download(url: str, target: Path) -> None:
     os.replace(tmp.name, target)
 
 
-class InceptionExtractor(nn.Module):
-    """pool3 features and unbiased 1008-way logits of the FID InceptionV3."""
+class InceptionExtractor(nn.Module, Extractor):
+    """pool3 features and unbiased 1008-way logits of the FID InceptionV3 (as pytorch-fid).
+
+    The weights file is found as :func:`find_weights` says: ``--inception-weights``,
+    ``$GANZOO_INCEPTION_WEIGHTS``, the torch hub cache, or pytorch-fid's release URL.
+    """
 
     name = "inception-v3"
+
+    @classmethod
+    def build(cls, params: Params, request: ExtractorRequest) -> InceptionExtractor:
+        """The network with the weights :func:`find_weights` finds for ``request.weights``."""
+        return cls(find_weights(request.weights)).to(request.device)
 
     def __init__(self, weights: Path) -> None:
         super().__init__()

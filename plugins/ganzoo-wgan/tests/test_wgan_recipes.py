@@ -1,4 +1,4 @@
-"""The shipped recipes: installed as package data, valid, and a short run of one trains."""
+"""The shipped recipes: registered in ganzoo.recipes, valid, and a short run of one trains."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import ganzoo
 import pytest
 from ganzoo.build import check_networks
 from ganzoo.recipe import load_recipe
+from ganzoo.registry import registry
+from ganzoo.testing import check_recipe
 
 import ganzoo_wgan
 
@@ -22,6 +24,13 @@ def test_recipes_are_installed_with_the_package():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(ganzoo_wgan.bundled_recipes()["wgan_gp_mnist"])
+
+
+@pytest.mark.parametrize("name", ["wgan_gp_grid", "wgan_gp_mnist"])
+def test_recipes_are_registered_under_this_distribution_and_conform(name):
+    entry = registry("recipes").get(name)
+    assert (entry.dist, entry.load()) == ("ganzoo-wgan", ganzoo_wgan.bundled_recipes()[name])
+    check_recipe(name)
 
 
 @pytest.mark.parametrize("name", ["wgan_gp_grid", "wgan_gp_mnist"])

@@ -1,49 +1,17 @@
-"""The plugin author's contract: the base classes every ganzoo component derives from.
-
-A component is a class with a docstring (its first line is the summary ``ganzoo list``
-shows) and a nested pydantic model ``Params`` (derived from :class:`Params`, so unknown keys
-are rejected) that declares its recipe parameters with defaults and descriptions. It is
-registered under an entry-point group ``ganzoo.<kind>``; see the plugin author's guide.
-
-Data conventions: a dataset delivers raw samples. ``uint8`` samples are images ``(C, H, W)``
-in 0..255, which ganzoo maps to floats in [-1, 1] (:func:`to_model_space`) before they reach
-a discriminator, a loss or a metric; floating-point samples (such as 2-D points) are used as
-they are. Generators produce model-space samples directly.
-"""
+"""The component contract: parameters, data specs, networks, losses and datasets."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
 from ganzoo.errors import ComponentConfigError
-
-__all__ = [
-    "ComponentConfigError",
-    "DataSpec",
-    "Dataset",
-    "Discriminator",
-    "EvalContext",
-    "FeatureExtractor",
-    "Features",
-    "Generator",
-    "Loss",
-    "LossOutput",
-    "Metric",
-    "MetricResult",
-    "Mixture",
-    "Params",
-    "Samples",
-    "from_model_space",
-    "judge",
-    "to_model_space",
-]
 
 
 class Params(BaseModel):
@@ -295,99 +263,3 @@ class Dataset(torch.utils.data.Dataset, Component):
         if data is None:
             raise NotImplementedError(f"{type(self).__name__} must implement __getitem__")
         return data[index]
-
-
-class Samples(Protocol):
-    """A finite set of model-space samples that a metric reads in batches."""
-
-    spec: DataSpec
-
-    def __len__(self) -> int:
-        """The number of samples."""
-        ...
-
-    def batches(self, batch_size: int) -> Iterator[Tensor]:
-        """Yield model-space float batches on the CPU, in a fixed order."""
-        ...
-
-
-@dataclass(frozen=True)
-class Features:
-    """Feature vectors and class logits of a set of samples (float32, on the CPU)."""
-
-    pool: Tensor
-    logits: Tensor
-
-
-class FeatureExtractor(Protocol):
-    """A network that maps model-space images to features and class logits."""
-
-    name: str
-
-    def protocol(self) -> dict[str, Any]:
-        """How the features are made: network, weights hash, resize, input range..."""
-        ...
-
-    def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """Features (N, D) and logits (N, K) of a batch of model-space images."""
-        ...
-
-
-@dataclass(frozen=True)
-class EvalContext:
-    """Where and how metrics run: device, seed, the reference set and the feature extractor.
-
-    :meth:`features` runs the extractor over a sample set once and caches the result, so that
-    FID, IS, KID and precision/recall of one evaluation share one pass.
-    """
-
-    device: torch.device
-    seed: int
-    reference: str
-    extractor: FeatureExtractor | None = None
-    batch_size: int = 250
-    _cache: dict[int, tuple[Samples, Features]] = field(
-        default_factory=dict, repr=False, compare=False
-    )
-
-    def features(self, samples: Samples) -> Features:
-        """The extractor's features and logits of ``samples`` (computed once per set)."""
-        if self.extractor is None:
-            raise ComponentConfigError("this metric needs a feature extractor (--extractor)")
-        cached = self._cache.get(id(samples))
-        if cached is not None:
-            return cached[1]
-        pools, logits = [], []
-        with torch.inference_mode():
-            for batch in samples.batches(self.batch_size):
-                pool, logit = self.extractor(batch.to(self.device))
-                pools.append(pool.float().cpu())
-                logits.append(logit.float().cpu())
-        features = Features(torch.cat(pools), torch.cat(logits))
-        self._cache[id(samples)] = (samples, features)
-        return features
-
-
-@dataclass(frozen=True)
-class MetricResult:
-    """Scores and the protocol that produced them (extractor, weights hash, sample counts...)."""
-
-    values: Mapping[str, float]
-    protocol: Mapping[str, Any] = field(default_factory=dict)
-
-
-class Metric(Component):
-    """A score of generated samples against reference samples.
-
-    ``needs_features`` says whether :meth:`compute` uses ``context.features`` (so that an
-    evaluation builds the feature extractor only when some metric needs it).
-    """
-
-    needs_features: ClassVar[bool] = False
-
-    def __init__(self, params: Params) -> None:
-        self.params = params
-
-    def compute(self, real: Samples, fake: Samples, context: EvalContext) -> MetricResult:
-        """Score ``fake`` against ``real``."""
-        raise NotImplementedError

@@ -1,0 +1,169 @@
+"""Commands that make runs: ``validate``, ``run`` and ``sample``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from ganzoo.cli.app import (
+    DataDirOption,
+    DeviceOption,
+    RecipeArgument,
+    SetOption,
+    WeightsOption,
+    app,
+    complete_recipe,
+    console,
+    console_err,
+    handled,
+)
+from ganzoo.options import RunOptions, SampleOptions
+
+
+@app.command()
+@handled
+def validate(
+    recipe: RecipeArgument,
+    overrides: SetOption = None,
+    print_resolved: Annotated[
+        bool, typer.Option("--print", help="Print the resolved recipe (all defaults filled in).")
+    ] = False,
+) -> None:
+    """Check a recipe: its fields, its components' parameters, and that the networks fit."""
+    from ganzoo.build import check_networks
+    from ganzoo.recipe import load_recipe
+
+    resolved = load_recipe(recipe, overrides or [])
+    check_networks(resolved)
+    if print_resolved:
+        sys.stdout.write(resolved.to_toml())
+        return
+    parts = ", ".join(f"{s} {c.name}" for s, c in resolved.components.items())
+    console.print(f"{resolved.source}: ok ({resolved.name}: {parts})", markup=False)
+
+
+@app.command()
+@handled
+def run(
+    recipe: Annotated[
+        str | None,
+        typer.Argument(
+            help="A recipe file or an installed recipe's name; default: quickstart (or, "
+            "with --resume, the run's own recipe).",
+            autocompletion=complete_recipe,
+        ),
+    ] = None,
+    overrides: SetOption = None,
+    out: Annotated[
+        str | None, typer.Option("--out", "-o", help="Run folder (default runs/NAME/TIME).")
+    ] = None,
+    device: DeviceOption = "auto",
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Continue the run in this folder.")
+    ] = None,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoint", help="With --resume: a file in checkpoints/ (default the newest)."
+        ),
+    ] = None,
+    data_dir: DataDirOption = None,
+    inception_weights: WeightsOption = None,
+    download: Annotated[
+        bool, typer.Option("--download", help="Let datasets download missing files.")
+    ] = False,
+    progress: Annotated[str, typer.Option("--progress", help="auto, bar, plain or none.")] = "auto",
+    nproc: Annotated[
+        int,
+        typer.Option(
+            "--nproc", help="Train data-parallel in N processes on this machine (via torchrun)."
+        ),
+    ] = 1,
+) -> None:
+    """Train a recipe into a run folder (samples, checkpoints, metrics, logs)."""
+    from ganzoo.errors import UsageError
+
+    if nproc < 1:
+        raise UsageError(f"--nproc {nproc}: need at least 1 process")
+    if nproc > 1:
+        raise typer.Exit(_torchrun(nproc))
+    options = RunOptions(
+        overrides=tuple(overrides or ()),
+        out=out,  # type: ignore[arg-type]  (paths are normalised by RunOptions)
+        device=device,
+        resume=resume,  # type: ignore[arg-type]
+        checkpoint=checkpoint,
+        data_dir=data_dir,  # type: ignore[arg-type]
+        download=download,
+        progress=progress,  # type: ignore[arg-type]
+        inception_weights=inception_weights,  # type: ignore[arg-type]
+    )
+    from ganzoo.distributed import from_environment
+    from ganzoo.train import run as run_recipe
+
+    if recipe is None and resume is None:
+        recipe = "quickstart"
+    result = run_recipe(recipe, options)
+    if not from_environment().is_main:
+        return
+    if result.interrupted_by is not None:
+        console_err.print(
+            f"stopped by {result.interrupted_by} at step {result.step}/{result.total_steps}; "
+            f"checkpoint saved. Continue with: ganzoo run --resume {result.run_dir}",
+            style="yellow",
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(130 if result.interrupted_by == "SIGINT" else 143)
+    console_err.print(
+        f"done: {result.step} steps in {result.seconds:.1f} s "
+        f"({result.images_per_s:,.0f} images/s); run folder: {result.run_dir}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def _torchrun(nproc: int) -> int:
+    """Run this same ``ganzoo run`` command in ``nproc`` processes under torchrun."""
+    import subprocess
+
+    args, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            args.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={nproc}", "-m", "ganzoo", *args]  # fmt: skip
+    return subprocess.run(command, check=False).returncode
+
+
+@app.command()
+@handled
+def sample(
+    run_dir: Annotated[str, typer.Argument(help="A run folder.")],
+    n: Annotated[int, typer.Option("--n", help="Samples (or interpolation rows).")] = 64,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the latent draw.")] = 0,
+    out: Annotated[str | None, typer.Option("--out", "-o", help="PNG to write.")] = None,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option("--checkpoint", help="A file in checkpoints/ (default the newest)."),
+    ] = None,
+    interpolate: Annotated[
+        bool, typer.Option("--interpolate", help="Rows of spherical latent interpolations.")
+    ] = False,
+    steps: Annotated[int, typer.Option("--steps", help="Images per interpolation row.")] = 10,
+    device: DeviceOption = "auto",
+) -> None:
+    """Draw samples (or a latent interpolation grid) from a trained run's generator."""
+    options = SampleOptions(
+        n=n, seed=seed, out=out, checkpoint=checkpoint,  # type: ignore[arg-type]
+        interpolate=interpolate, steps=steps, device=device,
+    )  # fmt: skip
+    from ganzoo.sample import sample_run
+
+    sys.stdout.write(f"{sample_run(run_dir, options)}\n")

@@ -1,0 +1,240 @@
+"""Run folders: the one place that knows their layout.
+
+A run folder ``runs/<name>/<timestamp>/`` holds ``recipe.toml`` (as given), ``resolved.toml``
+(every default filled in; running it repeats the run), ``env.json``, ``metrics.jsonl``,
+``samples/``, ``checkpoints/``, ``loss_curve.png``, ``tensorboard/`` and, once evaluated,
+``eval.json``. :class:`RunFolder` creates one, reads it back and tells one from anything else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganzoo.api import DataSpec, Generator
+from ganzoo.build import build_networks, data_spec
+from ganzoo.checkpoint import (
+    LAST,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    remove_partial_writes,
+)
+from ganzoo.errors import CheckpointError, GanzooError, UsageError
+from ganzoo.recipe import Recipe, load_recipe
+
+RESOLVED = "resolved.toml"
+
+
+@dataclass(frozen=True)
+class TrainedGenerator:
+    """A run's generator rebuilt from a checkpoint, in eval mode, with what it came from."""
+
+    generator: Generator
+    recipe: Recipe
+    spec: DataSpec
+    step: int
+    ema: bool
+
+
+class RunFolder:
+    """The files of one run folder, and what can be read from and written to them."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.recipe_file = self.root / "recipe.toml"
+        self.resolved = self.root / RESOLVED
+        self.env_file = self.root / "env.json"
+        self.metrics = self.root / "metrics.jsonl"
+        self.samples = self.root / "samples"
+        self.checkpoints = self.root / "checkpoints"
+        self.loss_curve = self.root / "loss_curve.png"
+        self.tensorboard = self.root / "tensorboard"
+        self.eval_file = self.root / "eval.json"
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.root)!r})"
+
+    # -- finding one --------------------------------------------------------------------------
+    @staticmethod
+    def is_run_folder(path: str | Path) -> bool:
+        """Whether ``path`` is a run folder (it holds ``resolved.toml``)."""
+        return (Path(path) / RESOLVED).is_file()
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunFolder:
+        """The existing run folder at ``path``.
+
+        Raises:
+            UsageError: ``path`` is not a run folder.
+
+        """
+        folder = cls(path)
+        if not cls.is_run_folder(folder.root):
+            nested = sorted(p.parent for p in folder.root.glob(f"*/{RESOLVED}"))
+            hint = f"; run folders inside it: {', '.join(map(str, nested[:3]))}" if nested else ""
+            raise UsageError(f"{folder.root}: not a run folder (no {RESOLVED}){hint}")
+        return folder
+
+    @classmethod
+    def new(cls, name: str, out: Path | None = None) -> RunFolder:
+        """A folder for a new run: ``out`` when given (empty or absent), else a fresh one.
+
+        The default is ``runs/<name>/<YYYYmmdd-HHMMSS>``, numbered when that exists already.
+
+        Raises:
+            UsageError: ``out`` holds files.
+
+        """
+        if out is not None:
+            if out.exists() and any(out.iterdir()):
+                raise UsageError(
+                    f"{out} is not empty; continue the run in it with --resume {out}, "
+                    "or choose another --out"
+                )
+            return cls(out)
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        base = Path("runs") / name / stamp
+        candidate, n = base, 1
+        while candidate.exists():
+            n += 1
+            candidate = base.with_name(f"{stamp}-{n}")
+        return cls(candidate)
+
+    # -- writing ------------------------------------------------------------------------------
+    def create(self, recipe: Recipe, recipe_text: str | None, env: dict[str, Any]) -> None:
+        """Lay out a new run: the recipe as given and resolved, the environment, empty logs."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.checkpoints.mkdir(exist_ok=True)
+            self.samples.mkdir(exist_ok=True)
+            self.recipe_file.write_text(recipe_text or recipe.to_toml())
+            self.resolved.write_text(recipe.to_toml())
+            self.env_file.write_text(json.dumps(env, indent=2) + "\n")
+            self.metrics.touch()
+        except OSError as exc:
+            raise GanzooError(f"cannot write the run folder {self.root}: {exc}") from None
+
+    def record_resume(self, recipe: Recipe, env: dict[str, Any], step: int) -> None:
+        """Note a resume at ``step``: the new resolved recipe and environment, logs cut to it."""
+        self.resolved.write_text(recipe.to_toml())
+        old = json.loads(self.env_file.read_text()) if self.env_file.is_file() else {}
+        env["resumed_from_step"] = step
+        env["history"] = [*old.pop("history", []), old] if old else []
+        self.env_file.write_text(json.dumps(env, indent=2) + "\n")
+        if self.metrics.is_file():
+            kept = [
+                line
+                for line in self.metrics.read_text().splitlines()
+                if line.strip() and _line_step(line) <= step
+            ]
+            self.metrics.write_text("".join(line + "\n" for line in kept))
+
+    def sample_grid(self, step: int) -> Path:
+        """Where the fixed-noise sample grid of ``step`` goes."""
+        return self.samples / f"step_{step:08d}.png"
+
+    def sample_file(self, kind: str, step: int, seed: int) -> Path:
+        """Where ``ganzoo sample`` writes a ``kind`` of grid (samples, interpolation)."""
+        return self.samples / f"{kind}_step{step}_seed{seed}.png"
+
+    def write_eval(self, report: dict[str, Any]) -> Path:
+        """Write an evaluation report as ``eval.json`` (atomically); return its path."""
+        tmp = self.eval_file.with_name(f".{self.eval_file.name}.tmp-{os.getpid()}")
+        try:
+            tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+            os.replace(tmp, self.eval_file)
+        except OSError as exc:
+            raise GanzooError(f"cannot write {self.eval_file}: {exc}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        return self.eval_file
+
+    # -- reading ------------------------------------------------------------------------------
+    def recipe(self, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+        """The run's resolved recipe (with ``overrides`` applied)."""
+        return load_recipe(self.resolved, overrides)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The metrics records logged so far."""
+        if not self.metrics.is_file():
+            return []
+        return [json.loads(line) for line in self.metrics.read_text().splitlines() if line.strip()]
+
+    def read_eval(self) -> dict[str, Any] | None:
+        """The last evaluation report, or None when the run was not evaluated."""
+        if not self.eval_file.is_file():
+            return None
+        return json.loads(self.eval_file.read_text())
+
+    def checkpoint(self, name: str | None = None) -> Path:
+        """The checkpoint file ``name`` in ``checkpoints/``, or the newest one.
+
+        Raises:
+            CheckpointError: there is no such checkpoint.
+            UsageError: the run has no checkpoint yet.
+
+        """
+        if name is not None:
+            path = self.checkpoints / name
+            if not path.is_file():
+                names = [p.name for p in list_checkpoints(self.checkpoints)]
+                there = f" (there: {', '.join(names)})" if names else ""
+                raise CheckpointError(f"{path}: no such checkpoint{there}")
+            return path
+        path = latest_checkpoint(self.checkpoints) if self.checkpoints.is_dir() else None
+        if path is None:
+            raise UsageError(f"{self.root}: the run has no checkpoint yet")
+        return path
+
+    def resume_state(self, name: str | None, device: torch.device) -> dict[str, Any] | None:
+        """The checkpoint a resumed run continues from, or None to start again from step 0.
+
+        Temporary files of a write cut short are removed first; a run stopped before its
+        first checkpoint has none.
+        """
+        if name is None:
+            if not self.checkpoints.is_dir():
+                return None
+            remove_partial_writes(self.checkpoints)
+            if latest_checkpoint(self.checkpoints) is None:
+                return None
+        return load_checkpoint(self.checkpoint(name), device)
+
+    def last_good(self) -> str:
+        """A sentence naming the last checkpoint written and its step, for error messages."""
+        last = self.checkpoints / LAST
+        try:
+            step = load_checkpoint(last)["step"]
+        except CheckpointError:
+            return "No checkpoint was written before it."
+        return f"The last good checkpoint is {last} (step {step})."
+
+    def load_generator(
+        self, checkpoint: str | None = None, device: torch.device | str = "cpu"
+    ) -> TrainedGenerator:
+        """Rebuild the run's generator (its moving average when it has one) from a checkpoint.
+
+        Needs no data files: the spec comes from the recipe's dataset parameters.
+        """
+        recipe = self.recipe()
+        state = load_checkpoint(self.checkpoint(checkpoint), device)
+        spec = data_spec(recipe)
+        generator = build_networks(recipe, spec, device).generator
+        ema = state.get("ema") is not None
+        generator.load_state_dict(state["ema"] if ema else state["generator"])
+        return TrainedGenerator(generator.eval(), recipe, spec, int(state["step"]), ema)
+
+
+def _line_step(line: str) -> int:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return sys.maxsize  # an unreadable (half-written) line is dropped

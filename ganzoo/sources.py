@@ -1,0 +1,107 @@
+"""Sample sets that metrics read in batches: a dataset, a generator, a folder of image files.
+
+Each is a :class:`ganzoo.api.Samples`: a length, a spec and model-space float batches in a
+fixed order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ganzoo.api import Dataset, DataSpec, Generator, to_model_space
+from ganzoo.errors import UsageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+class DatasetSamples:
+    """A dataset's samples in order: from its tensor when it has one, else item by item."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset, self.spec = dataset, dataset.spec
+        self.data = dataset.tensor()
+
+    def __len__(self) -> int:
+        """The number of samples."""
+        return len(self.dataset)
+
+    def batches(self, batch_size: int) -> Iterator[Tensor]:
+        """Model-space float batches."""
+        for start in range(0, len(self), batch_size):
+            stop = min(start + batch_size, len(self))
+            if self.data is not None:
+                raw = self.data[start:stop]
+            else:
+                raw = torch.stack([self.dataset[i] for i in range(start, stop)])
+            yield to_model_space(raw)
+
+
+class GeneratorSamples:
+    """``n`` samples of a generator from a seeded latent draw; images go through uint8.
+
+    Quantising images to 8 bits makes generated samples exactly what a saved PNG would hold,
+    so that scores agree with tools that read image files.
+    """
+
+    def __init__(
+        self, generator: Generator, n: int, seed: int, device: torch.device, spec: DataSpec
+    ) -> None:
+        self.generator, self.n, self.seed, self.device, self.spec = generator, n, seed, device, spec
+
+    def __len__(self) -> int:
+        """The number of samples."""
+        return self.n
+
+    def batches(self, batch_size: int) -> Iterator[Tensor]:
+        """Model-space float batches, the same for the same seed and batch size."""
+        rng = torch.Generator().manual_seed(self.seed)
+        with torch.inference_mode():
+            for start in range(0, self.n, batch_size):
+                count = min(batch_size, self.n - start)
+                z = self.generator.sample_latent(count, generator=rng).to(self.device)
+                x = self.generator(z).float()
+                if self.spec.is_image:
+                    x = x.clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1)
+                yield x.cpu()
+
+
+class FolderSamples:
+    """Every image file in a folder (sorted by name), as RGB, at its own size."""
+
+    def __init__(self, folder: Path) -> None:
+        self.files = sorted(
+            p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        )
+        if not self.files:
+            raise UsageError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+        first = self._load(self.files[0])
+        self.spec = DataSpec(tuple(first.shape))
+
+    @staticmethod
+    def _load(path: Path) -> Tensor:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        return torch.from_numpy(array.transpose(2, 0, 1).copy())
+
+    def __len__(self) -> int:
+        """The number of image files."""
+        return len(self.files)
+
+    def batches(self, batch_size: int) -> Iterator[Tensor]:
+        """Model-space batches; every image must have the first image's size."""
+        for start in range(0, len(self.files), batch_size):
+            images = [self._load(p) for p in self.files[start : start + batch_size]]
+            for path, image in zip(self.files[start : start + batch_size], images, strict=True):
+                if tuple(image.shape) != self.spec.shape:
+                    raise UsageError(
+                        f"{path}: size {tuple(image.shape)} differs from the folder's first "
+                        f"image {self.spec.shape}; resize the images to one size first"
+                    )
+            yield to_model_space(torch.stack(images))

@@ -1,0 +1,131 @@
+"""Conformance checks of generators and discriminators."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ganzoo import api
+from ganzoo.testing.base import (
+    BATCH,
+    ConformanceError,
+    check_contract,
+    check_gradients,
+    check_output,
+    name_of,
+    require,
+    seeded,
+    uniform_samples,
+)
+
+
+def _specs(cls: Any, specs: Sequence[api.DataSpec] | None) -> Sequence[api.DataSpec]:
+    chosen = cls.supported_specs if specs is None else specs
+    require(cls, len(chosen) > 0, "no data specs to check (supported_specs is empty)")
+    return chosen
+
+
+def _build(cls: Any, params: api.Params, spec: api.DataSpec) -> nn.Module:
+    try:
+        return cls(params, spec)
+    except Exception as exc:  # any failure to build is the finding; the cause is chained
+        raise ConformanceError(
+            f"{name_of(cls)}: cannot be built for data of shape {spec.shape}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def check_generator(
+    cls: type[api.Generator],
+    specs: Sequence[api.DataSpec] | None = None,
+    params: api.Params | None = None,
+) -> None:
+    """Check a generator class on each of ``specs`` (default: its ``supported_specs``).
+
+    Built with ``params`` (default: the defaults), it has a positive integer ``latent_dim``;
+    ``sample_latent(4)`` gives 4 latent vectors; the output is float32 ``(4, *spec.shape)``,
+    finite, inside the spec's value range for images, in train and eval mode; and gradients
+    reach every trainable parameter.
+
+    Raises:
+        ConformanceError: the first problem found.
+
+    """
+    params = check_contract(cls, api.Generator, params)
+    for spec in _specs(cls, specs):
+        where = f"for data of shape {spec.shape}"
+        with seeded():
+            G = _build(cls, params, spec)
+            latent = getattr(G, "latent_dim", None)
+            require(
+                cls,
+                isinstance(latent, int) and not isinstance(latent, bool) and latent > 0,
+                f"{where}: latent_dim is {latent!r}, not a positive int",
+            )
+            z = G.sample_latent(BATCH)
+            require(
+                cls,
+                isinstance(z, Tensor) and tuple(z.shape[:2]) == (BATCH, latent),
+                f"{where}: sample_latent({BATCH}) gives shape "
+                f"{tuple(getattr(z, 'shape', ()))}, expected ({BATCH}, {latent}, ...)",
+            )
+            low, high = spec.value_range
+            for training in (True, False):
+                G.train(training)
+                mode = f"{where}, {'train' if training else 'eval'} mode"
+                x = G(z)
+                check_output(cls, x, (BATCH, *spec.shape), mode)
+                if spec.is_image:
+                    require(
+                        cls,
+                        bool(((x >= low) & (x <= high)).all()),
+                        f"{mode}: images outside the value range [{low}, {high}] "
+                        f"(min {x.min().item():.3g}, max {x.max().item():.3g})",
+                    )
+            G.train()
+            out = G(z)
+            (out * torch.randn_like(out)).sum().backward()
+            check_gradients(cls, G, where)
+
+
+def check_discriminator(
+    cls: type[api.Discriminator],
+    specs: Sequence[api.DataSpec] | None = None,
+    params: api.Params | None = None,
+) -> None:
+    """Check a discriminator class on each of ``specs`` (default: its ``supported_specs``).
+
+    Built with ``params`` (default: the defaults), it maps a batch ``(N, *spec.shape)`` to
+    float32 logits ``(N,)``, or ``(N // pack,)`` when its Params have ``pack``; finite, in
+    train and eval mode; and gradients reach every trainable parameter and the input (which
+    penalties such as R1 and WGAN-GP differentiate).
+
+    Raises:
+        ConformanceError: the first problem found.
+
+    """
+    params = check_contract(cls, api.Discriminator, params)
+    pack = getattr(params, "pack", 1)
+    n = BATCH * pack
+    for spec in _specs(cls, specs):
+        where = f"for data of shape {spec.shape}"
+        with seeded():
+            D = _build(cls, params, spec)
+            x = uniform_samples(spec, n)
+            for training in (True, False):
+                D.train(training)
+                mode = f"{where}, {'train' if training else 'eval'} mode"
+                check_output(cls, D(x), (n // pack,), mode)
+            D.train()
+            x.requires_grad_(True)
+            out = D(x)
+            (out * torch.randn_like(out)).sum().backward()
+            check_gradients(cls, D, where)
+            require(
+                cls,
+                x.grad is not None and bool(x.grad.isfinite().all()) and bool(x.grad.any()),
+                f"{where}: no finite, non-zero gradient reaches the input samples",
+            )

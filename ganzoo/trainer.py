@@ -1,0 +1,286 @@
+"""The trainer: the networks and their optimisers, one training step, the state of a checkpoint.
+
+A step is ``d_steps`` discriminator updates followed by one generator update; the generator's
+last batch of fakes is reused for its own update, as the classic implementations do. Nothing
+in a step waits for the device: logged values are summed on the device and read every
+``log_every`` steps, and a NaN/inf is traced to its step without a host sync. The loop that
+drives the trainer and writes the run folder is :mod:`ganzoo.train`.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ganzoo import __version__, distributed
+from ganzoo.api import DataSpec, Generator
+from ganzoo.build import Networks
+from ganzoo.checkpoint import FORMAT, rng_state, set_rng_state
+from ganzoo.data import Feeder, shard_slice
+from ganzoo.device import autocast, autocast_device
+from ganzoo.distributed import Distributed
+from ganzoo.errors import CheckpointError, DivergenceError
+from ganzoo.optim import make_optimizer, set_learning_rate
+from ganzoo.recipe import Recipe, RecipeWarning
+
+
+class Trainer:
+    """Alternating discriminator and generator updates over a feeder of real batches."""
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        nets: Networks,
+        spec: DataSpec,
+        feeder: Feeder,
+        device: torch.device,
+        dist: Distributed | None = None,
+    ) -> None:
+        self.recipe, self.spec, self.feeder, self.device = recipe, spec, feeder, device
+        self.dist = dist or Distributed()
+        self.G: Generator = nets.generator
+        self.D = nets.discriminator if nets.loss.uses_discriminator else None
+        self.loss = nets.loss
+        train = recipe.train
+        self.batch_size = train.batch_size
+        self.amp = autocast_device(device) if train.amp else None
+        if train.channels_last:
+            for net in (self.G, self.D):
+                if net is not None:
+                    net.to(memory_format=torch.channels_last)
+        compile_d = train.compile and not self.loss.differentiates_gradients
+        if train.compile and not compile_d and self.D is not None:
+            loss_name = recipe.components["loss"].name
+            warnings.warn(
+                f"train.compile: the discriminator is not compiled, since loss '{loss_name}' "
+                "differentiates its gradients (double backward), which torch.compile does not "
+                "support; the generator is compiled",
+                RecipeWarning,
+                stacklevel=2,
+            )
+        self.G_train, self.D_train, self.D_for_g = self._wrap(train.compile, compile_d)
+        self.d_steps = train.d_steps or type(self.loss).default_d_steps
+        self.g_opt = make_optimizer(list(self.G.parameters()), train.generator_optimizer)
+        self.d_opt = (
+            make_optimizer(list(self.D.parameters()), train.discriminator_optimizer)
+            if self.D is not None
+            else None
+        )
+        self.ema: Generator | None = None
+        if train.ema > 0:
+            self.ema = copy.deepcopy(self.G).requires_grad_(False).eval()
+        self.step = 0
+        rng = torch.Generator().manual_seed(recipe.seed + 1)
+        self.fixed_noise = self.G.sample_latent(train.num_samples, generator=rng).to(device)
+        self._sums: dict[str, tuple[Tensor, int]] = {}
+        self._run_keys: tuple[str, ...] = ()
+        self._run_sum = torch.zeros(0, device=device)
+        self._run_steps = 0
+        self._first_bad = torch.full((), -1, dtype=torch.long, device=device)
+
+    def _wrap(
+        self, compile_g: bool, compile_d: bool
+    ) -> tuple[nn.Module, nn.Module | None, nn.Module | None]:
+        """The networks as the step calls them: under DDP across processes, compiled."""
+
+        def wrap(net: nn.Module | None, parallel: bool, compile_net: bool) -> nn.Module | None:
+            if net is None:
+                return None
+            if parallel and self.dist.enabled:
+                ids = [self.device.index] if self.device.type == "cuda" else None
+                net = DistributedDataParallel(net, device_ids=ids)
+            return torch.compile(net) if compile_net else net
+
+        generator = wrap(self.G, True, compile_g)
+        assert generator is not None
+        discriminator = wrap(self.D, True, compile_d)
+        # the generator's step reads D without training it: no DDP hooks there
+        d_for_g = wrap(self.D, False, compile_d) if self.dist.enabled else discriminator
+        return generator, discriminator, d_for_g
+
+    def _latent(self) -> Tensor:
+        """This process's slice of the global batch's latent vectors (same draw everywhere)."""
+        z = self.G.sample_latent(self.batch_size, device=self.device)
+        return z[shard_slice(0, self.batch_size, self.dist.shard)] if self.dist.enabled else z
+
+    def _real(self) -> Tensor:
+        real = self.feeder.next()
+        if self.recipe.train.channels_last and real.dim() == 4:
+            real = real.contiguous(memory_format=torch.channels_last)
+        return real
+
+    # -- one step -------------------------------------------------------------------------
+    def _set_learning_rates(self) -> None:
+        train = self.recipe.train
+        set_learning_rate(self.g_opt, train.generator_optimizer, self.step, train.steps)
+        if self.d_opt is not None:
+            set_learning_rate(self.d_opt, train.discriminator_optimizer, self.step, train.steps)
+
+    def train_step(self) -> None:
+        """One generator update, preceded by ``d_steps`` discriminator updates."""
+        self._set_learning_rates()
+        logs: dict[str, Tensor] = {}
+        fake: Tensor
+        real: Tensor
+        if self.D is not None:
+            assert self.d_opt is not None and self.D_train is not None
+            self.D.requires_grad_(True)
+            for i in range(self.d_steps):
+                real = self._real()
+                z = self._latent()
+                with autocast(self.amp):
+                    if i == self.d_steps - 1:
+                        fake = self.G_train(z)
+                        fake_for_d = fake.detach()
+                    else:
+                        with torch.no_grad():
+                            fake_for_d = self.G_train(z)
+                    out = self.loss.discriminator_loss(self.D_train, real, fake_for_d)
+                self.d_opt.zero_grad(set_to_none=True)
+                out.value.backward()
+                self.d_opt.step()
+            logs["d_loss"] = out.value.detach()
+            logs |= {k: v.detach() for k, v in out.logs.items()}
+            self.D.requires_grad_(False)
+        else:
+            real = self._real()
+            with autocast(self.amp):
+                fake = self.G_train(self._latent())
+        with autocast(self.amp):
+            out_g = self.loss.generator_loss(self.D_for_g, real, fake)
+        self.g_opt.zero_grad(set_to_none=True)
+        out_g.value.backward()
+        self.g_opt.step()
+        logs["g_loss"] = out_g.value.detach()
+        logs |= {k: v.detach() for k, v in out_g.logs.items() if k not in logs}
+        if self.ema is not None:
+            self._update_ema()
+        self.step += 1
+        self._accumulate(logs)
+
+    def _update_ema(self) -> None:
+        assert self.ema is not None
+        decay = self.recipe.train.ema
+        with torch.no_grad():
+            ema_params = list(self.ema.parameters())
+            torch._foreach_lerp_(ema_params, list(self.G.parameters()), 1.0 - decay)
+            for ema_buffer, buffer in zip(self.ema.buffers(), self.G.buffers(), strict=True):
+                ema_buffer.copy_(buffer)
+
+    def _accumulate(self, logs: dict[str, Tensor]) -> None:
+        """Add this step's logged values to the window's sums (device ops only, no sync)."""
+        keys = tuple(logs)
+        values = torch.stack([v.float() for v in logs.values()])
+        if keys != self._run_keys:  # a loss may log other terms on some steps
+            self._fold_run()
+            self._run_keys, self._run_sum, self._run_steps = keys, torch.zeros_like(values), 0
+        self._run_sum += values
+        self._run_steps += 1
+        bad = ~torch.isfinite(values.sum())
+        self._first_bad = torch.where(bad & (self._first_bad < 0), self.step, self._first_bad)
+
+    def _fold_run(self) -> None:
+        """Move the sums of the current run of steps with the same log keys into the window."""
+        for i, key in enumerate(self._run_keys):
+            total, steps = self._sums.get(key, (0.0, 0))
+            self._sums[key] = (self._run_sum[i] + total, steps + self._run_steps)
+        self._run_keys = ()
+
+    # -- reading the device ---------------------------------------------------------------
+    def check_finite(self) -> None:
+        """Raise :class:`DivergenceError` if a loss went NaN/inf (syncs with the device).
+
+        Under torchrun every process must call it at the same step.
+        """
+        never = torch.iinfo(torch.long).max
+        first = torch.where(self._first_bad < 0, never, self._first_bad)
+        first_bad = int(distributed.minimum_(first, self.dist).item())
+        if first_bad != never:
+            raise DivergenceError(f"a loss became NaN or infinite at step {first_bad}")
+        params = [p for net in (self.G, self.D) if net is not None for p in net.parameters()]
+        if not bool(torch.stack([p.isfinite().all() for p in params]).all()):
+            raise DivergenceError(f"the weights became NaN or infinite by step {self.step}")
+
+    def flush(self, seconds: float) -> dict[str, Any]:
+        """The window's mean of every logged value, as a metrics record; starts a new window."""
+        self.check_finite()
+        record: dict[str, Any] = {"step": self.step, "time": round(seconds, 3)}
+        self._fold_run()
+        means = torch.stack([total / steps for total, steps in self._sums.values()])
+        values = distributed.average_(means, self.dist).tolist()
+        record |= dict(zip(self._sums, values, strict=True))
+        self._sums = {}
+        return record
+
+    # -- samples and checkpoints ------------------------------------------------------------
+    def sampler(self) -> Generator:
+        """The network that samples: the moving average when there is one."""
+        return self.ema if self.ema is not None else self.G
+
+    @contextmanager
+    def sampling(self) -> Iterator[Generator]:
+        """The sampling network in eval mode for the block; its mode is restored after."""
+        net = self.sampler()
+        was_training = net.training
+        net.eval()
+        try:
+            yield net
+        finally:
+            net.train(was_training)
+
+    def evaluation_generator(self) -> Generator:
+        """A copy of the sampling network as a checkpoint rebuilds it: eval mode, default layout.
+
+        Scores of this copy equal those ``ganzoo eval`` gives for the checkpoint of this step
+        (a channels-last network would round differently).
+        """
+        net = copy.deepcopy(self.sampler()).eval()
+        return net.to(memory_format=torch.contiguous_format)
+
+    @torch.no_grad()
+    def fixed_samples(self) -> Tensor:
+        """Samples of the fixed noise batch, from the sampling network in eval mode."""
+        with self.sampling() as net:
+            return net(self.fixed_noise).float().cpu()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs to continue bit for bit."""
+        return {
+            "format": FORMAT,
+            "ganzoo": __version__,
+            "step": self.step,
+            "recipe": self.recipe.to_toml(),
+            "generator": self.G.state_dict(),
+            "discriminator": self.D.state_dict() if self.D is not None else None,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "generator_optimizer": self.g_opt.state_dict(),
+            "discriminator_optimizer": self.d_opt.state_dict() if self.d_opt else None,
+            "rng": rng_state(),
+            "data": self.feeder.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a checkpoint written by :meth:`state_dict`."""
+        try:
+            self.G.load_state_dict(state["generator"])
+            self.g_opt.load_state_dict(state["generator_optimizer"])
+            if self.D is not None:
+                assert self.d_opt is not None
+                self.D.load_state_dict(state["discriminator"])
+                self.d_opt.load_state_dict(state["discriminator_optimizer"])
+            if self.ema is not None:
+                self.ema.load_state_dict(state["ema"])
+            self.feeder.load_state_dict(state["data"])
+            set_rng_state(state["rng"])
+        except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
+            raise CheckpointError(
+                f"the checkpoint does not fit this run's networks: {str(exc).splitlines()[0]}"
+            ) from None
+        self.step = int(state["step"])
