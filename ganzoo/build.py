@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from ganzoo.api import Dataset, DataSpec, Discriminator, Generator, Loss
+from ganzoo.api import Dataset, DataSpec, Discriminator, Generator, LabelledDiscriminator, Loss
 from ganzoo.errors import ComponentConfigError, RecipeError
 from ganzoo.recipe import Recipe
 
@@ -64,8 +63,9 @@ def build_networks(recipe: Recipe, spec: DataSpec, device: torch.device | str) -
 def check_networks(recipe: Recipe) -> None:
     """Build the networks on the meta device and push one batch through them.
 
-    Catches size mismatches between generator, discriminator and data, and batch sizes a
-    discriminator cannot take, without allocating memory or reading data.
+    Catches size mismatches between generator, discriminator and data, batch sizes a
+    discriminator cannot take, and conditional networks without labels to condition on,
+    without allocating memory or reading data.
 
     Raises:
         RecipeError: one line per mismatch, naming the section.
@@ -74,11 +74,15 @@ def check_networks(recipe: Recipe) -> None:
     spec = data_spec(recipe)
     nets = build_networks(recipe, spec, "meta")
     batch = recipe.train.batch_size
-    problems: list[str] = []
+    problems = _label_problems(nets, recipe, spec)
+    if problems:
+        raise RecipeError([f"{recipe.source}: {p}" for p in problems])
+    labels = torch.zeros(batch, dtype=torch.long, device="meta")
+    G = nets.generator
     with torch.no_grad():
-        z = nets.generator.sample_latent(batch, device="meta")
+        z = G.sample_latent(batch, device="meta")
         try:
-            fake = nets.generator(z)
+            fake = G(z, labels) if G.num_classes else G(z)
         except (RuntimeError, ComponentConfigError) as exc:
             raise RecipeError([f"{recipe.source}: generator: forward pass fails: {exc}"]) from None
         if tuple(fake.shape) != (batch, *spec.shape):
@@ -87,19 +91,67 @@ def check_networks(recipe: Recipe) -> None:
                 f"{tuple(fake.shape[1:])}, the data has {spec.shape}"
             )
         elif nets.discriminator is not None:
-            problems += _check_discriminator(nets.discriminator, fake, recipe)
+            problems += _check_discriminator(nets.discriminator, fake, labels, recipe)
+    if not problems and nets.loss.uses_labels and nets.discriminator is not None:
+        problems += _check_label_loss(nets, fake, labels, recipe)
     if problems:
         raise RecipeError([f"{recipe.source}: {p}" for p in problems])
 
 
-def _check_discriminator(discriminator: nn.Module, fake: torch.Tensor, recipe: Recipe) -> list[str]:
+def _label_problems(nets: Networks, recipe: Recipe, spec: DataSpec) -> list[str]:
+    """Conditional networks and label-reading losses that have nothing to work with."""
+    names = {section: c.name for section, c in recipe.components.items()}
+    g_classes = nets.generator.num_classes
+    d_classes = nets.discriminator.num_classes if nets.discriminator is not None else 0
+    problems = []
+    if nets.loss.uses_labels and spec.num_classes < 1:
+        problems.append(
+            f"loss: {names['loss']} reads class labels, and the dataset {names['data']!r} has none"
+        )
+    for section, classes in (("generator", g_classes), ("discriminator", d_classes)):
+        if classes and classes != spec.num_classes:
+            problems.append(
+                f"{section}: {names[section]} is conditional on {classes} classes, the dataset "
+                f"{names['data']!r} has {spec.num_classes}"
+            )
+    if d_classes and not g_classes:
+        problems.append(
+            f"discriminator: {names['discriminator']} is conditional, but generator "
+            f"{names['generator']} is not: its fakes would have no labels to be judged by"
+        )
+    if g_classes and not d_classes and not nets.loss.uses_labels:
+        problems.append(
+            f"generator: {names['generator']} is conditional, but neither the discriminator "
+            f"nor loss {names['loss']!r} reads labels, so nothing would teach it the classes "
+            "(make the discriminator conditional, or use a label loss such as acgan)"
+        )
+    return problems
+
+
+def _check_discriminator(
+    discriminator: Discriminator, fake: torch.Tensor, labels: torch.Tensor, recipe: Recipe
+) -> list[str]:
     name = recipe.components["discriminator"].name
     try:
-        logits = discriminator(fake)
+        logits = discriminator(fake, labels) if discriminator.num_classes else discriminator(fake)
     except ComponentConfigError as exc:
         return [f"discriminator: {name}: {exc} (train.batch_size = {fake.shape[0]})"]
     except RuntimeError as exc:
         return [f"discriminator: {name}: forward pass fails: {exc}"]
     if logits.dim() != 1 or fake.shape[0] % max(logits.shape[0], 1):
         return [f"discriminator: {name} returns shape {tuple(logits.shape)}, expected (N,)"]
+    return []
+
+
+def _check_label_loss(
+    nets: Networks, fake: torch.Tensor, labels: torch.Tensor, recipe: Recipe
+) -> list[str]:
+    """One discriminator loss of a label-reading loss, on meta tensors: what it refuses."""
+    assert nets.discriminator is not None
+    bound = LabelledDiscriminator(nets.discriminator, labels, fake, labels)
+    try:
+        with torch.enable_grad():
+            nets.loss.discriminator_loss(bound, fake, fake)
+    except ComponentConfigError as exc:
+        return [f"loss: {recipe.components['loss'].name}: {exc}"]
     return []

@@ -3,6 +3,8 @@
 Both feeders walk the same sequence: epoch ``e`` visits the samples in the order of a
 permutation seeded by ``(seed, e)``, in full batches (the remainder is dropped). Their state
 is just ``(epoch, position)``, so a resumed run sees exactly the batches it would have seen.
+Each batch is a :class:`ganzoo.api.Batch`; it carries the samples' labels when the feeder is
+made with ``labels`` (for conditional runs), and None otherwise.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from ganzoo.api import Dataset, to_model_space
+from ganzoo.api import Batch, Dataset, to_model_space
 from ganzoo.errors import ComponentConfigError, DataError
 
 # The largest dataset (in bytes) kept on the training device when data_on_device = "auto".
@@ -78,23 +80,28 @@ class DeviceFeeder:
         seed: int,
         device: torch.device,
         shard: tuple[int, int] = (0, 1),
+        labels: Tensor | None = None,
     ) -> None:
         self.data = data
+        self.labels = labels.to(data.device) if labels is not None else None
         self.device = device
         self.shard = shard
         self.cursor = EpochCursor(len(data), batch_size, seed)
         self._order_epoch = -1
         self._order: Tensor | None = None
 
-    def next(self) -> Tensor:
+    def next(self) -> Batch:
         """The next model-space batch (this process's slice), on the training device."""
         order, start = self.cursor.advance()
         if self._order_epoch != self.cursor.epoch:
             self._order = order.to(self.data.device)
             self._order_epoch = self.cursor.epoch
         assert self._order is not None
-        batch = self.data[self._order[shard_slice(start, self.cursor.batch_size, self.shard)]]
-        return to_model_space(batch.to(self.device, non_blocking=True))
+        index = self._order[shard_slice(start, self.cursor.batch_size, self.shard)]
+        samples = to_model_space(self.data[index].to(self.device, non_blocking=True))
+        if self.labels is None:
+            return Batch(samples)
+        return Batch(samples, self.labels[index].to(self.device, non_blocking=True))
 
     def state_dict(self) -> dict[str, int]:
         """The walk's position."""
@@ -117,6 +124,19 @@ class _BatchIndices:
             yield order[shard_slice(start, self.cursor.batch_size, self.shard)].tolist()
 
 
+class _WithLabels(torch.utils.data.Dataset):
+    """A dataset's items paired with their labels, for a DataLoader to collate."""
+
+    def __init__(self, dataset: Dataset, labels: Tensor) -> None:
+        self.dataset, self.labels = dataset, labels
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.dataset[index], self.labels[index]
+
+
 class LoaderFeeder:
     """Batches streamed through a DataLoader (with worker processes) from a map-style dataset."""
 
@@ -128,15 +148,19 @@ class LoaderFeeder:
         device: torch.device,
         num_workers: int,
         shard: tuple[int, int] = (0, 1),
+        labels: Tensor | None = None,
     ) -> None:
-        self.dataset = dataset
+        self.dataset: torch.utils.data.Dataset = (
+            dataset if labels is None else _WithLabels(dataset, labels)
+        )
+        self.labelled = labels is not None
         self.device = device
         self.num_workers = num_workers
         self.shard = shard
         self.cursor = EpochCursor(len(dataset), batch_size, seed)
-        self._iterator: Iterator[Tensor] | None = None
+        self._iterator: Iterator[Tensor | list[Tensor]] | None = None
 
-    def _start(self) -> Iterator[Tensor]:
+    def _start(self) -> Iterator[Tensor | list[Tensor]]:
         ahead = EpochCursor(self.cursor.n, self.cursor.batch_size, self.cursor.seed)
         ahead.load_state_dict(self.cursor.state_dict())
         loader = torch.utils.data.DataLoader(
@@ -151,13 +175,20 @@ class LoaderFeeder:
         )
         return iter(loader)
 
-    def next(self) -> Tensor:
+    def next(self) -> Batch:
         """The next model-space batch, on the training device."""
         if self._iterator is None:
             self._iterator = self._start()
         self.cursor.advance()
-        batch = next(self._iterator)
-        return to_model_space(batch.to(self.device, non_blocking=True))
+        loaded = next(self._iterator)
+        if not self.labelled:
+            assert isinstance(loaded, Tensor)
+            return Batch(to_model_space(loaded.to(self.device, non_blocking=True)))
+        images, labels = loaded
+        return Batch(
+            to_model_space(images.to(self.device, non_blocking=True)),
+            labels.to(self.device, non_blocking=True),
+        )
 
     def state_dict(self) -> dict[str, int]:
         """The position of the last batch handed out (workers may have read further)."""
@@ -180,22 +211,32 @@ def make_feeder(
     placement: str,
     num_workers: int,
     shard: tuple[int, int] = (0, 1),
+    labels: bool = False,
 ) -> Feeder:
     """Choose how to feed ``dataset``: held in memory (on the device when it fits) or streamed.
 
     ``placement`` is the recipe's ``train.data_on_device``: ``auto`` holds an in-memory
     dataset on the device up to 2 GiB; ``always`` holds any dataset there (decoding a
     streamed one first); ``never`` keeps it on the host. ``shard = (rank, world)`` gives each
-    of ``world`` processes its slice of every global batch of ``batch_size``.
+    of ``world`` processes its slice of every global batch of ``batch_size``. With ``labels``
+    every batch carries the dataset's labels.
+
+    Raises:
+        DataError: ``labels`` is asked of a dataset without labels.
+
     """
+    label_tensor = dataset.labels() if labels else None
+    if labels and label_tensor is None:
+        raise DataError(f"{type(dataset).__name__} gives no labels for a conditional run")
     data = dataset.tensor()
     if data is None and placement == "always":
         data = torch.stack([dataset[i] for i in range(len(dataset))])
     if data is None:
-        return LoaderFeeder(dataset, batch_size, seed, device, num_workers, shard)
+        return LoaderFeeder(dataset, batch_size, seed, device, num_workers, shard, label_tensor)
     if data.dim() < 2:
         raise ComponentConfigError(f"dataset tensor has shape {tuple(data.shape)}; need (N, ...)")
     on_device = placement == "always" or (
         placement == "auto" and data.element_size() * data.nelement() <= AUTO_DEVICE_BYTES
     )
-    return DeviceFeeder(data.to(device) if on_device else data, batch_size, seed, device, shard)
+    data = data.to(device) if on_device else data
+    return DeviceFeeder(data, batch_size, seed, device, shard, label_tensor)

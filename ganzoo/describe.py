@@ -128,6 +128,7 @@ def component_info(kind: str, name: str) -> dict[str, Any]:
         info["sizes"] = _network_sizes(cls, plural == "generators")
     elif plural == "losses":
         info["uses_discriminator"] = cls.uses_discriminator
+        info["uses_labels"] = cls.uses_labels
         info["default_d_steps"] = cls.default_d_steps
     elif plural == "extractors":
         info["argument"] = cls.argument

@@ -34,7 +34,12 @@ from ganzoo.recipe import Recipe, recipe_from_dict
 from ganzoo.recipe_errors import format_loc
 from ganzoo.registry import registry
 from ganzoo.runs import RunFolder
-from ganzoo.sources import DatasetSamples, FolderSamples, GeneratorSamples
+from ganzoo.sources import (
+    DatasetSamples,
+    FolderSamples,
+    GeneratorSamples,
+    conditioning_labels,
+)
 
 
 @dataclass
@@ -105,7 +110,13 @@ def evaluate_generator(
         cls = registry("metrics").load(name)
         metrics[name] = cls(cls.Params.model_validate(config.params.get(name, {})))
     real = DatasetSamples(dataset)
-    fake = GeneratorSamples(generator, count, seed, device, spec)
+    labels = None
+    if generator.num_classes:
+        counts = None
+        if recipe.train.fake_labels == "data" and real.labels is not None:
+            counts = torch.bincount(real.labels, minlength=spec.num_classes)
+        labels = conditioning_labels(count, generator.num_classes, seed, counts)
+    fake = GeneratorSamples(generator, count, seed, device, spec, labels)
     reference = reference_name(recipe)
     extractor = None
     if any(m.needs_features for m in metrics.values()):
@@ -127,6 +138,10 @@ def evaluate_generator(
         "seed": seed,
         "ganzoo": __version__,
     }
+    if labels is not None:
+        result.protocol["labels"] = (
+            f"{recipe.train.fake_labels} over {spec.num_classes} classes, seed {seed} + 1"
+        )
     return result
 
 

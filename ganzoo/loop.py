@@ -22,7 +22,7 @@ from ganzoo import distributed
 from ganzoo.api import Dataset, to_model_space
 from ganzoo.checkpoint import save_checkpoint
 from ganzoo.errors import DivergenceError
-from ganzoo.plots import save_loss_curves, save_samples
+from ganzoo.plots import class_labels, save_class_grid, save_loss_curves, save_samples
 from ganzoo.progress import Progress, ProgressMode
 from ganzoo.runs import RunFolder
 from ganzoo.trainer import Trainer
@@ -173,11 +173,15 @@ class Loop:
         t = self.trainer
         samples = t.fixed_samples()
         path = self.folder.sample_grid(t.step)
-        real = None
-        if not t.spec.is_image:
-            data = self.dataset.tensor()
-            real = to_model_space(data[:2000]) if data is not None else None
-        save_samples(samples, t.spec, path, real=real)
+        if t.fixed_labels is not None:
+            columns = len(samples) // t.G.num_classes
+            save_class_grid(samples, path, columns, class_labels(self.dataset.spec))
+        else:
+            real = None
+            if not t.spec.is_image:
+                data = self.dataset.tensor()
+                real = to_model_space(data[:2000]) if data is not None else None
+            save_samples(samples, t.spec, path, real=real)
         if self.writer is not None and t.spec.is_image:
             from torchvision.utils import make_grid
 

@@ -82,6 +82,8 @@ class SampleOptions:
         interpolate: rows of spherical latent interpolations instead of samples.
         steps: images per interpolation row.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        label: for a conditional run, the class to draw (its index or name); None: a grid of
+            one row per class.
 
     """
 
@@ -92,6 +94,7 @@ class SampleOptions:
     interpolate: bool = False
     steps: int = 10
     device: str = "auto"
+    label: int | str | None = None
 
     def __post_init__(self) -> None:
         if self.n <= 0 or self.steps < 2:

@@ -29,6 +29,34 @@ def save_image_grid(images: Tensor, path: Path, nrow: int | None = None) -> None
     Image.fromarray(array).save(path)
 
 
+def save_class_grid(images: Tensor, path: Path, columns: int, row_labels: Sequence[str]) -> None:
+    """Save a grid of one row per class (``columns`` images each), its label at the left."""
+    from PIL import Image, ImageDraw, ImageFont
+    from torchvision.utils import make_grid
+
+    grid = make_grid(from_model_space(images.cpu()), nrow=columns, padding=2)
+    array = grid.permute(1, 2, 0).numpy()
+    grey = images.shape[1] == 1
+    picture = Image.fromarray(array[:, :, 0] if grey else array)
+    font = ImageFont.load_default()
+    margin = 6 + max(int(font.getlength(label)) for label in row_labels)
+    canvas = Image.new(picture.mode, (picture.width + margin, picture.height), 0)
+    canvas.paste(picture, (margin, 0))
+    draw = ImageDraw.Draw(canvas)
+    row_height = images.shape[2] + 2
+    ink = 255 if grey else (255, 255, 255)
+    for row, label in enumerate(row_labels):
+        draw.text((2, 2 + row * row_height + row_height // 2 - 6), label, fill=ink, font=font)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+
+
+def class_labels(spec: DataSpec) -> list[str]:
+    """A label for each class: its name when the dataset knows it, else its index."""
+    names = spec.class_names
+    return [names[i] if i < len(names) else str(i) for i in range(spec.num_classes)]
+
+
 def _figure(size: tuple[float, float] = (5.0, 5.0)) -> Any:
     import matplotlib
 

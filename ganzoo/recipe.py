@@ -93,6 +93,11 @@ class TrainConfig(_Strict):
     channels_last: bool = Field(
         False, description="Keep convolutional networks and image batches in channels-last layout."
     )
+    fake_labels: Literal["uniform", "data"] = Field(
+        "uniform",
+        description="Labels of the fakes in a labelled (conditional) run: uniform over the "
+        "classes, or drawn as often as each class is in the data.",
+    )
 
 
 class EvalConfig(_Strict):

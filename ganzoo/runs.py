@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +228,8 @@ class RunFolder:
         state = load_checkpoint(self.checkpoint(checkpoint), device)
         spec = data_spec(recipe)
         generator = build_networks(recipe, spec, device).generator
+        if state.get("class_names"):  # the dataset knew them (class sub-folders' names)
+            spec = replace(spec, class_names=tuple(state["class_names"]))
         ema = state.get("ema") is not None
         generator.load_state_dict(state["ema"] if ema else state["generator"])
         return TrainedGenerator(generator.eval(), recipe, spec, int(state["step"]), ema)

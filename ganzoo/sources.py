@@ -1,7 +1,8 @@
 """Sample sets that metrics read in batches: a dataset, a generator, a folder of image files.
 
 Each is a :class:`ganzoo.api.Samples`: a length, a spec and model-space float batches in a
-fixed order.
+fixed order, and ``labels``, the class of each sample in that order (None when unknown): the
+dataset's labels, or the labels a conditional generator is given.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class DatasetSamples:
     def __init__(self, dataset: Dataset) -> None:
         self.dataset, self.spec = dataset, dataset.spec
         self.data = dataset.tensor()
+        self.labels = dataset.labels()
 
     def __len__(self) -> int:
         """The number of samples."""
@@ -41,17 +43,41 @@ class DatasetSamples:
             yield to_model_space(raw)
 
 
+def conditioning_labels(
+    n: int, num_classes: int, seed: int, counts: Tensor | None = None
+) -> Tensor:
+    """``n`` labels for a conditional generator's samples, from their own seeded stream.
+
+    Uniform over the classes, or, given each class's ``counts`` in the data, as often as there;
+    drawn with ``seed + 1`` so that the latent draw stays what it is for ``seed``.
+    """
+    rng = torch.Generator().manual_seed(seed + 1)
+    if counts is None:
+        return torch.randint(num_classes, (n,), generator=rng)
+    return torch.multinomial(counts.double(), n, replacement=True, generator=rng)
+
+
 class GeneratorSamples:
     """``n`` samples of a generator from a seeded latent draw; images go through uint8.
 
     Quantising images to 8 bits makes generated samples exactly what a saved PNG would hold,
-    so that scores agree with tools that read image files.
+    so that scores agree with tools that read image files. A conditional generator gets
+    ``labels`` (N,), one per sample.
     """
 
     def __init__(
-        self, generator: Generator, n: int, seed: int, device: torch.device, spec: DataSpec
+        self,
+        generator: Generator,
+        n: int,
+        seed: int,
+        device: torch.device,
+        spec: DataSpec,
+        labels: Tensor | None = None,
     ) -> None:
         self.generator, self.n, self.seed, self.device, self.spec = generator, n, seed, device, spec
+        if generator.num_classes and labels is None:
+            raise UsageError("a conditional generator's samples need labels")
+        self.labels = labels
 
     def __len__(self) -> int:
         """The number of samples."""
@@ -64,7 +90,11 @@ class GeneratorSamples:
             for start in range(0, self.n, batch_size):
                 count = min(batch_size, self.n - start)
                 z = self.generator.sample_latent(count, generator=rng).to(self.device)
-                x = self.generator(z).float()
+                if self.labels is None:
+                    x = self.generator(z).float()
+                else:
+                    y = self.labels[start : start + count].to(self.device)
+                    x = self.generator(z, y).float()
                 if self.spec.is_image:
                     x = x.clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1)
                 yield x.cpu()
@@ -81,6 +111,7 @@ class FolderSamples:
             raise UsageError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
         first = self._load(self.files[0])
         self.spec = DataSpec(tuple(first.shape))
+        self.labels = None
 
     @staticmethod
     def _load(path: Path) -> Tensor:

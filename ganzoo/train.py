@@ -29,7 +29,7 @@ from ganzoo.paths import data_dir as resolve_data_dir
 from ganzoo.recipe import Recipe, RecipeWarning
 from ganzoo.resume import prepare_recipe, resume_recipe
 from ganzoo.runs import RunFolder
-from ganzoo.trainer import Trainer
+from ganzoo.trainer import Trainer, uses_labels
 
 
 def run(
@@ -97,11 +97,17 @@ def _start(
     state = folder.resume_state(options.checkpoint, device) if options.resume else None
     torch.manual_seed(resolved.seed)
     nets = build_networks(resolved, dataset.spec, device)
+    labelled = uses_labels(nets)
     feeder = make_feeder(
         dataset, train.batch_size, resolved.seed, device, train.data_on_device,
-        train.num_workers, dist.shard,
+        train.num_workers, dist.shard, labels=labelled,
     )  # fmt: skip
-    trainer = Trainer(resolved, nets, dataset.spec, feeder, device, dist)
+    counts = None
+    if labelled and train.fake_labels == "data":
+        labels = dataset.labels()
+        assert labels is not None  # make_feeder refused a labelled run without labels
+        counts = torch.bincount(labels, minlength=dataset.spec.num_classes)
+    trainer = Trainer(resolved, nets, dataset.spec, feeder, device, dist, counts)
     env = environment(device)
     if state is not None:
         trainer.load_state_dict(state)

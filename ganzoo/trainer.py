@@ -1,7 +1,10 @@
 """The trainer: the networks and their optimisers, one training step, the state of a checkpoint.
 
 A step is ``d_steps`` discriminator updates followed by one generator update; the generator's
-last batch of fakes is reused for its own update, as the classic implementations do. Nothing
+last batch of fakes is reused for its own update, as the classic implementations do. In a
+labelled run (a conditional network, or a loss that reads labels) every real batch carries its
+labels, the fakes get labels drawn as ``train.fake_labels`` says, and losses get the
+discriminator bound to both (:class:`~ganzoo.api.LabelledDiscriminator`). Nothing
 in a step waits for the device: logged values are summed on the device and read every
 ``log_every`` steps, and a NaN/inf is traced to its step without a host sync. The loop that
 drives the trainer and writes the run folder is :mod:`ganzoo.train`.
@@ -20,7 +23,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ganzoo import __version__, distributed
-from ganzoo.api import DataSpec, Generator
+from ganzoo.api import Batch, DataSpec, Generator, LabelledDiscriminator
 from ganzoo.build import Networks
 from ganzoo.checkpoint import FORMAT, rng_state, set_rng_state
 from ganzoo.data import Feeder, shard_slice
@@ -31,8 +34,18 @@ from ganzoo.optim import make_optimizer, set_learning_rate
 from ganzoo.recipe import Recipe, RecipeWarning
 
 
+def uses_labels(nets: Networks) -> bool:
+    """Whether a run of these networks needs labelled batches."""
+    conditional_d = nets.discriminator is not None and nets.discriminator.num_classes > 0
+    return nets.generator.num_classes > 0 or conditional_d or nets.loss.uses_labels
+
+
 class Trainer:
-    """Alternating discriminator and generator updates over a feeder of real batches."""
+    """Alternating discriminator and generator updates over a feeder of real batches.
+
+    ``label_counts`` (the dataset's count of each class) is needed when ``train.fake_labels``
+    is ``data``.
+    """
 
     def __init__(
         self,
@@ -42,12 +55,18 @@ class Trainer:
         feeder: Feeder,
         device: torch.device,
         dist: Distributed | None = None,
+        label_counts: Tensor | None = None,
     ) -> None:
         self.recipe, self.spec, self.feeder, self.device = recipe, spec, feeder, device
         self.dist = dist or Distributed()
         self.G: Generator = nets.generator
         self.D = nets.discriminator if nets.loss.uses_discriminator else None
         self.loss = nets.loss
+        self.labelled = uses_labels(nets)
+        self.label_weights = None
+        if self.labelled and recipe.train.fake_labels == "data":
+            assert label_counts is not None, "train.fake_labels = 'data' needs the label counts"
+            self.label_weights = label_counts.float().to(device)
         train = recipe.train
         self.batch_size = train.batch_size
         self.amp = autocast_device(device) if train.amp else None
@@ -66,7 +85,7 @@ class Trainer:
                 stacklevel=2,
             )
         self.G_train, self.D_train, self.D_for_g = self._wrap(train.compile, compile_d)
-        self.d_steps = train.d_steps or type(self.loss).default_d_steps
+        self.d_steps = train.d_steps or self.loss.default_d_steps
         self.g_opt = make_optimizer(list(self.G.parameters()), train.generator_optimizer)
         self.d_opt = (
             make_optimizer(list(self.D.parameters()), train.discriminator_optimizer)
@@ -77,8 +96,7 @@ class Trainer:
         if train.ema > 0:
             self.ema = copy.deepcopy(self.G).requires_grad_(False).eval()
         self.step = 0
-        rng = torch.Generator().manual_seed(recipe.seed + 1)
-        self.fixed_noise = self.G.sample_latent(train.num_samples, generator=rng).to(device)
+        self.fixed_noise, self.fixed_labels = self._fixed_inputs()
         self._sums: dict[str, tuple[Tensor, int]] = {}
         self._run_keys: tuple[str, ...] = ()
         self._run_sum = torch.zeros(0, device=device)
@@ -105,16 +123,57 @@ class Trainer:
         d_for_g = wrap(self.D, False, compile_d) if self.dist.enabled else discriminator
         return generator, discriminator, d_for_g
 
+    def _fixed_inputs(self) -> tuple[Tensor, Tensor | None]:
+        """The sample grid's latent vectors (and, for a conditional G, one row per class)."""
+        n = self.recipe.train.num_samples
+        rng = torch.Generator().manual_seed(self.recipe.seed + 1)
+        classes = self.G.num_classes
+        if not classes:
+            return self.G.sample_latent(n, generator=rng).to(self.device), None
+        columns = max(1, n // classes)
+        z = self.G.sample_latent(columns, generator=rng)
+        z = z.repeat(classes, *[1] * (z.dim() - 1))
+        labels = torch.arange(classes).repeat_interleave(columns)
+        return z.to(self.device), labels.to(self.device)
+
+    def _shard(self, global_batch: Tensor) -> Tensor:
+        """This process's slice of a tensor drawn for the whole global batch."""
+        if not self.dist.enabled:
+            return global_batch
+        return global_batch[shard_slice(0, self.batch_size, self.dist.shard)]
+
     def _latent(self) -> Tensor:
         """This process's slice of the global batch's latent vectors (same draw everywhere)."""
-        z = self.G.sample_latent(self.batch_size, device=self.device)
-        return z[shard_slice(0, self.batch_size, self.dist.shard)] if self.dist.enabled else z
+        return self._shard(self.G.sample_latent(self.batch_size, device=self.device))
 
-    def _real(self) -> Tensor:
-        real = self.feeder.next()
+    def _fake_labels(self) -> Tensor:
+        """Labels for a batch of fakes: uniform over the classes, or as often as in the data."""
+        n = self.batch_size
+        if self.label_weights is not None:
+            labels = torch.multinomial(self.label_weights, n, replacement=True)
+        else:
+            labels = torch.randint(self.spec.num_classes, (n,), device=self.device)
+        return self._shard(labels)
+
+    def _real(self) -> Batch:
+        batch = self.feeder.next()
+        real = batch.samples
         if self.recipe.train.channels_last and real.dim() == 4:
-            real = real.contiguous(memory_format=torch.channels_last)
-        return real
+            return Batch(real.contiguous(memory_format=torch.channels_last), batch.labels)
+        return batch
+
+    def _generate(self, z: Tensor, labels: Tensor | None) -> Tensor:
+        if labels is None or not self.G.num_classes:
+            return self.G_train(z)
+        return self.G_train(z, labels)
+
+    def _bound(
+        self, D: nn.Module, real: Batch, fake: Tensor, fake_labels: Tensor | None
+    ) -> nn.Module:
+        """``D`` bound to the step's labels in a labelled run; ``D`` itself otherwise."""
+        if real.labels is None or fake_labels is None:
+            return D
+        return LabelledDiscriminator(D, real.labels, fake, fake_labels)
 
     # -- one step -------------------------------------------------------------------------
     def _set_learning_rates(self) -> None:
@@ -128,21 +187,24 @@ class Trainer:
         self._set_learning_rates()
         logs: dict[str, Tensor] = {}
         fake: Tensor
-        real: Tensor
+        real: Batch
+        fake_labels: Tensor | None = None
         if self.D is not None:
             assert self.d_opt is not None and self.D_train is not None
             self.D.requires_grad_(True)
             for i in range(self.d_steps):
                 real = self._real()
                 z = self._latent()
+                fake_labels = self._fake_labels() if self.labelled else None
                 with autocast(self.amp):
                     if i == self.d_steps - 1:
-                        fake = self.G_train(z)
+                        fake = self._generate(z, fake_labels)
                         fake_for_d = fake.detach()
                     else:
                         with torch.no_grad():
-                            fake_for_d = self.G_train(z)
-                    out = self.loss.discriminator_loss(self.D_train, real, fake_for_d)
+                            fake_for_d = self._generate(z, fake_labels)
+                    D = self._bound(self.D_train, real, fake_for_d, fake_labels)
+                    out = self.loss.discriminator_loss(D, real.samples, fake_for_d)
                 self.d_opt.zero_grad(set_to_none=True)
                 out.value.backward()
                 self.d_opt.step()
@@ -151,10 +213,14 @@ class Trainer:
             self.D.requires_grad_(False)
         else:
             real = self._real()
+            fake_labels = self._fake_labels() if self.labelled else None
             with autocast(self.amp):
-                fake = self.G_train(self._latent())
+                fake = self._generate(self._latent(), fake_labels)
         with autocast(self.amp):
-            out_g = self.loss.generator_loss(self.D_for_g, real, fake)
+            D_for_g = self.D_for_g
+            if D_for_g is not None:
+                D_for_g = self._bound(D_for_g, real, fake, fake_labels)
+            out_g = self.loss.generator_loss(D_for_g, real.samples, fake)
         self.g_opt.zero_grad(set_to_none=True)
         out_g.value.backward()
         self.g_opt.step()
@@ -246,9 +312,14 @@ class Trainer:
 
     @torch.no_grad()
     def fixed_samples(self) -> Tensor:
-        """Samples of the fixed noise batch, from the sampling network in eval mode."""
+        """Samples of the fixed noise batch, from the sampling network in eval mode.
+
+        For a conditional generator: one row per class, the same latent vector per column.
+        """
         with self.sampling() as net:
-            return net(self.fixed_noise).float().cpu()
+            if self.fixed_labels is None:
+                return net(self.fixed_noise).float().cpu()
+            return net(self.fixed_noise, self.fixed_labels).float().cpu()
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs to continue bit for bit."""
@@ -264,6 +335,7 @@ class Trainer:
             "discriminator_optimizer": self.d_opt.state_dict() if self.d_opt else None,
             "rng": rng_state(),
             "data": self.feeder.state_dict(),
+            "class_names": list(self.spec.class_names),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -100,3 +100,46 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+SLOW_LOSS = '''
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+from ganzoo.api import LossOutput, Params
+from ganzoo.zoo.losses import NonSaturatingLoss
+
+
+class SlowLoss(NonSaturatingLoss):
+    """The non-saturating loss, 10 ms slower per step, so that tests can stop a run mid-way."""
+
+    def generator_loss(self, D, real, fake):
+        time.sleep(0.01)
+        return super().generator_loss(D, real, fake)
+
+
+class NaNAfter(NonSaturatingLoss):
+    """The non-saturating loss until generator call 25, then NaN."""
+
+    calls = 0
+
+    def generator_loss(self, D, real, fake):
+        NaNAfter.calls += 1
+        out = super().generator_loss(D, real, fake)
+        if NaNAfter.calls >= 25:
+            return LossOutput(out.value * math.nan)
+        return out
+'''
+
+
+@pytest.fixture
+def slow_plugin(plugin_site):
+    return plugin_site(
+        "ganzoo-testlosses",
+        "0.1",
+        {"ganzoo.losses": {"slow-ns": "slow_loss:SlowLoss", "nan-after": "slow_loss:NaNAfter"}},
+        {"slow_loss": SLOW_LOSS},
+    )

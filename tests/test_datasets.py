@@ -25,7 +25,8 @@ from PIL import Image
 from ganzoo.api import DataSpec, Mixture
 from ganzoo.errors import DataError
 from ganzoo.registry import registry
-from ganzoo.zoo.datasets import CIFAR10, MNIST, FashionMNIST, ImageFolder, read_idx
+from ganzoo.zoo.datasets import CIFAR10, MNIST, FashionMNIST, read_idx
+from ganzoo.zoo.folders import ImageFolder
 from ganzoo.zoo.mixtures import Grid, Ring
 
 IDX_FILES = {

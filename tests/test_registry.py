@@ -39,7 +39,7 @@ def not_a_class():
     """A function where a class should be."""
 '''
 
-BUILTIN_LOSSES = ["hinge", "least-squares", "minimax", "mmd", "non-saturating"]
+BUILTIN_LOSSES = ["acgan", "hinge", "least-squares", "minimax", "mmd", "non-saturating"]
 
 
 def test_builtins_are_registered_through_entry_points():
@@ -214,7 +214,7 @@ def test_unknown_name_suggests_and_lists():
         registry.registry("losses").get("hinj")
     message = str(info.value)
     assert "unknown loss 'hinj'; did you mean 'hinge'?" in message
-    assert "installed losses: hinge, least-squares, minimax, mmd, non-saturating" in message
+    assert "installed losses: acgan, hinge, least-squares, minimax, mmd, non-saturating" in message
 
 
 def test_kind_names_accept_singular_and_plural():

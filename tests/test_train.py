@@ -33,38 +33,6 @@ QUICK = [
     "train.checkpoint_every=20",
 ]
 
-SLOW_LOSS = '''
-import math
-import time
-
-import torch
-import torch.nn.functional as F
-
-from ganzoo.api import LossOutput, Params
-from ganzoo.zoo.losses import NonSaturatingLoss
-
-
-class SlowLoss(NonSaturatingLoss):
-    """The non-saturating loss, 10 ms slower per step, so that tests can stop a run mid-way."""
-
-    def generator_loss(self, D, real, fake):
-        time.sleep(0.01)
-        return super().generator_loss(D, real, fake)
-
-
-class NaNAfter(NonSaturatingLoss):
-    """The non-saturating loss until generator call 25, then NaN."""
-
-    calls = 0
-
-    def generator_loss(self, D, real, fake):
-        NaNAfter.calls += 1
-        out = super().generator_loss(D, real, fake)
-        if NaNAfter.calls >= 25:
-            return LossOutput(out.value * math.nan)
-        return out
-'''
-
 
 def sets(*items: str) -> list[str]:
     args = []
@@ -101,16 +69,6 @@ def assert_same(a: object, b: object) -> None:
             assert_same(x, y)
     else:
         assert a == b
-
-
-@pytest.fixture
-def slow_plugin(plugin_site):
-    return plugin_site(
-        "ganzoo-testlosses",
-        "0.1",
-        {"ganzoo.losses": {"slow-ns": "slow_loss:SlowLoss", "nan-after": "slow_loss:NaNAfter"}},
-        {"slow_loss": SLOW_LOSS},
-    )
 
 
 def test_quickstart_run_folder_holds_everything(tmp_path):

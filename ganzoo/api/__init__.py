@@ -18,11 +18,13 @@ from __future__ import annotations
 
 from ganzoo.api.components import (
     EXAMPLE_SPECS,
+    Batch,
     Component,
     Dataset,
     DataSpec,
     Discriminator,
     Generator,
+    LabelledDiscriminator,
     Loss,
     LossOutput,
     Mixture,
@@ -45,6 +47,7 @@ from ganzoo.errors import ComponentConfigError
 
 __all__ = [
     "EXAMPLE_SPECS",
+    "Batch",
     "Component",
     "ComponentConfigError",
     "DataSpec",
@@ -56,6 +59,7 @@ __all__ = [
     "FeatureExtractor",
     "Features",
     "Generator",
+    "LabelledDiscriminator",
     "Loss",
     "LossOutput",
     "Metric",

@@ -74,9 +74,30 @@ class DataSpec:
             n *= s
         return n
 
+    def require_classes(self, feature: str) -> int:
+        """The number of classes, for a component's ``feature`` that needs labelled data.
+
+        Raises:
+            ComponentConfigError: the data has no class labels.
+
+        """
+        if self.num_classes < 1:
+            raise ComponentConfigError(
+                f"{feature} needs labelled data, and this dataset has no class labels"
+            )
+        return self.num_classes
+
     def _require_image(self) -> None:
         if not self.is_image:
             raise ComponentConfigError(f"this component needs images; the data gives {self.shape}")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of model-space samples and, for labelled data, their integer labels ``(N,)``."""
+
+    samples: Tensor
+    labels: Tensor | None = None
 
 
 def to_model_space(batch: Tensor) -> Tensor:
@@ -112,9 +133,14 @@ class Generator(nn.Module, Component):
     ``forward``. Outputs lie in ``spec.value_range`` (a tanh output for images).
     ``supported_specs`` lists data specs the network builds for with default parameters;
     ``ganzoo show`` states its parameter count for each.
+
+    A class-conditional generator sets ``num_classes`` (usually ``spec.num_classes``) and
+    takes the labels as ``forward(z, y)``, ``y`` integers ``(N,)`` in ``[0, num_classes)``;
+    with ``num_classes = 0`` (the default) ganzoo calls ``forward(z)`` alone.
     """
 
     latent_dim: int
+    num_classes: int = 0
     supported_specs: ClassVar[tuple[DataSpec, ...]] = EXAMPLE_SPECS
 
     def __init__(self, params: Params, spec: DataSpec) -> None:
@@ -141,15 +167,87 @@ class Discriminator(nn.Module, Component):
     :class:`Generator`. ``per_sample`` declares that each logit depends on its own sample (or
     pack) alone, with no batch norm or minibatch statistics, so that :func:`judge` may score
     a real and a fake batch in one call.
+
+    A class-conditional discriminator sets ``num_classes`` and takes the labels as
+    ``forward(x, y)``. One with an auxiliary classifier head (ACGAN) sets ``classifies`` and
+    implements :meth:`classify`, class logits ``(N, spec.num_classes)``.
     """
 
     supported_specs: ClassVar[tuple[DataSpec, ...]] = EXAMPLE_SPECS
     per_sample: ClassVar[bool] = False
+    num_classes: int = 0
+    classifies: bool = False
 
     def __init__(self, params: Params, spec: DataSpec) -> None:
         super().__init__()
         self.params = params
         self.spec = spec
+
+    def classify(self, x: Tensor) -> Tensor:
+        """Class logits ``(N, spec.num_classes)`` of the auxiliary classifier head."""
+        raise NotImplementedError(f"{type(self).__name__} has no classifier head")
+
+
+def _inner_discriminator(D: nn.Module) -> Discriminator | None:
+    return next((m for m in D.modules() if isinstance(m, Discriminator)), None)
+
+
+class LabelledDiscriminator(nn.Module):
+    """A discriminator bound to the labels of one step's real and fake batches.
+
+    When labels are in play (a conditional discriminator, or a loss that ``uses_labels``) the
+    trainer hands losses this wrapper, so that a loss written for unconditional networks
+    computes the right thing unchanged: ``D(x)`` passes ``x``'s labels on to a conditional
+    discriminator. A batch's labels (:meth:`labels_for`): the fake labels for the fake batch
+    itself (the same tensor storage: a ``detach()`` of it counts), both for
+    ``torch.cat([real, fake])`` (what :func:`judge` joins), and the real labels for any other
+    batch of the real batch's size: the real batch and what a loss makes from it, such as a
+    gradient penalty's interpolates (as StudioGAN labels them).
+    """
+
+    def __init__(
+        self, discriminator: nn.Module, real_labels: Tensor, fake: Tensor, fake_labels: Tensor
+    ) -> None:
+        super().__init__()
+        self.discriminator = discriminator
+        self.real_labels, self.fake, self.fake_labels = real_labels, fake, fake_labels
+        inner = _inner_discriminator(discriminator)
+        self.conditional = inner is not None and inner.num_classes > 0
+        self._inner = inner
+
+    def labels_for(self, x: Tensor) -> Tensor:
+        """The labels of batch ``x`` (see the class documentation).
+
+        Raises:
+            ComponentConfigError: ``x`` is none of the batches whose labels are known.
+
+        """
+        n, n_real, n_fake = x.shape[0], len(self.real_labels), len(self.fake_labels)
+        if n == n_fake and x.data_ptr() == self.fake.data_ptr():
+            return self.fake_labels
+        if n == n_real + n_fake and n_fake:
+            return torch.cat([self.real_labels, self.fake_labels])
+        if n == n_real:
+            return self.real_labels
+        raise ComponentConfigError(
+            f"a conditional discriminator was given a batch of {n} samples whose labels are "
+            f"unknown (the real batch has {n_real}, the fake one {n_fake})"
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The discriminator's logits of ``x``, with ``x``'s labels when it is conditional."""
+        if self.conditional:
+            return self.discriminator(x, self.labels_for(x))
+        return self.discriminator(x)
+
+    def classify(self, x: Tensor) -> Tensor:
+        """Class logits of the discriminator's auxiliary classifier head."""
+        if self._inner is None or not self._inner.classifies:
+            raise ComponentConfigError(
+                "the discriminator has no classifier head (the zoo's discriminators get one "
+                "with classifier = true)"
+            )
+        return self._inner.classify(x)
 
 
 def judge(D: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
@@ -163,7 +261,7 @@ def judge(D: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
     """
     if real.requires_grad or real.shape != fake.shape:
         return D(real), D(fake)
-    inner = next((m for m in D.modules() if isinstance(m, Discriminator)), None)
+    inner = _inner_discriminator(D)
     if inner is None or not inner.per_sample:
         return D(real), D(fake)
     logits = D(torch.cat([real, fake]))
@@ -188,9 +286,14 @@ class Loss(Component):
     (moment matching) gets ``None`` for ``D`` and its ``discriminator_loss`` is never called.
     ``default_d_steps`` is the number of discriminator steps per generator step this loss
     asks for when the recipe does not set ``train.d_steps``.
+
+    For labelled runs ``D`` is a :class:`LabelledDiscriminator`, which labels the batches it
+    is given itself. A loss that reads labels (ACGAN's class term) sets ``uses_labels``: it
+    then always gets a :class:`LabelledDiscriminator` and reads them with ``D.labels_for``.
     """
 
     uses_discriminator: ClassVar[bool] = True
+    uses_labels: ClassVar[bool] = False
     default_d_steps: ClassVar[int] = 1
 
     def __init__(self, params: Params) -> None:

@@ -98,9 +98,10 @@ def show(
         console.print(sizes)
     if "uses_discriminator" in info:
         uses = "yes" if info["uses_discriminator"] else "no"
+        labels = "; reads class labels" if info["uses_labels"] else ""
         console.print(
             f"uses a discriminator: {uses}; "
-            f"discriminator steps per generator step: {info['default_d_steps']}"
+            f"discriminator steps per generator step: {info['default_d_steps']}{labels}"
         )
     if info.get("argument"):
         console.print(f"usage: --extractor {info['name']}[:{info['argument']}]", markup=False)

@@ -158,11 +158,18 @@ def sample(
     ] = False,
     steps: Annotated[int, typer.Option("--steps", help="Images per interpolation row.")] = 10,
     device: DeviceOption = "auto",
+    label: Annotated[
+        str | None,
+        typer.Option(
+            "--class",
+            help="Conditional runs: the class to draw (index or name); default: one row per class.",
+        ),
+    ] = None,
 ) -> None:
     """Draw samples (or a latent interpolation grid) from a trained run's generator."""
     options = SampleOptions(
         n=n, seed=seed, out=out, checkpoint=checkpoint,  # type: ignore[arg-type]
-        interpolate=interpolate, steps=steps, device=device,
+        interpolate=interpolate, steps=steps, device=device, label=label,
     )  # fmt: skip
     from ganzoo.sample import sample_run
 

@@ -19,9 +19,11 @@ BATCH = 4
 # The data a loss is checked on when the caller gives no spec: 2-D points.
 POINTS = api.DataSpec((2,), value_range=(-1.0, 1.0))
 # The data a metric is checked on when the caller gives no spec: a 2-D Gaussian mixture.
+# Its samples are labelled by their mode, for metrics of conditional runs.
 MIXTURE = api.DataSpec(
     (2,),
     value_range=(-1.5, 1.5),
+    num_classes=4,
     mixture=api.Mixture(((1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0)), 0.05),
 )
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ganzoo import api
@@ -54,7 +56,9 @@ def check_loss(
     (default: the defaults), ``discriminator_loss`` (when the loss uses a discriminator) and
     ``generator_loss`` return a :class:`ganzoo.api.LossOutput` with a finite scalar value and
     detached scalar logs; the discriminator loss trains every discriminator parameter and the
-    generator loss every generator parameter, through the fake batch.
+    generator loss every generator parameter, through the fake batch. A loss that
+    ``uses_labels`` is checked on labelled points (4 classes) with a conditional generator and
+    a discriminator with a classifier head, bound to the labels as in training.
 
     Raises:
         ConformanceError: the first problem found.
@@ -68,17 +72,32 @@ def check_loss(
         type(steps) is int and steps >= 1,
         f"default_d_steps is {steps!r}, not an int >= 1",
     )
-    spec = spec or POINTS
+    labelled = bool(cls.uses_labels)
+    spec = spec or (replace(POINTS, num_classes=4) if labelled else POINTS)
     with seeded():
         loss = cls(params)
-        G = MLPGenerator(MLPGenerator.Params(latent_dim=4, hidden=[16]), spec)
+        G = MLPGenerator(MLPGenerator.Params(latent_dim=4, hidden=[16], conditional=labelled), spec)
         D = None
         if cls.uses_discriminator:
-            D = MLPDiscriminator(MLPDiscriminator.Params(hidden=[16], dropout=0.0), spec)
+            D_params = MLPDiscriminator.Params(hidden=[16], dropout=0.0, classifier=labelled)
+            D = MLPDiscriminator(D_params, spec)
         real = uniform_samples(spec, 2 * BATCH)
-        fake = G(G.sample_latent(2 * BATCH))
+        real_labels = torch.arange(2 * BATCH) % max(spec.num_classes, 1)
+        fake_labels = real_labels.flip(0)
+        fake = (
+            G(G.sample_latent(2 * BATCH), fake_labels)
+            if labelled
+            else G(G.sample_latent(2 * BATCH))
+        )
+
+        def bound(D: Any, fakes: Tensor) -> Any:
+            if not labelled:
+                return D
+            return api.LabelledDiscriminator(D, real_labels, fakes, fake_labels)
+
         if D is not None:
-            out = loss.discriminator_loss(D, real, fake.detach())
+            detached = fake.detach()
+            out = loss.discriminator_loss(bound(D, detached), real, detached)
             _check_loss_output(cls, out, "discriminator_loss")
             require(
                 cls,
@@ -88,7 +107,7 @@ def check_loss(
             out.value.backward()
             check_gradients(cls, D, "discriminator_loss")
             D.requires_grad_(False)  # as in training: the generator step leaves D alone
-        out = loss.generator_loss(D, real, fake)
+        out = loss.generator_loss(bound(D, fake) if D is not None else None, real, fake)
         _check_loss_output(cls, out, "generator_loss")
         require(
             cls,

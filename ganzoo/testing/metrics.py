@@ -22,10 +22,10 @@ from ganzoo.testing.base import (
 
 
 class _TensorSamples:
-    """A :class:`ganzoo.api.Samples` over one tensor of model-space samples."""
+    """A :class:`ganzoo.api.Samples` over one tensor of model-space samples and its labels."""
 
-    def __init__(self, spec: api.DataSpec, data: Tensor) -> None:
-        self.spec, self.data = spec, data
+    def __init__(self, spec: api.DataSpec, data: Tensor, labels: Tensor | None) -> None:
+        self.spec, self.data, self.labels = spec, data, labels
 
     def __len__(self) -> int:
         return len(self.data)
@@ -35,14 +35,17 @@ class _TensorSamples:
 
 
 class _ProjectionExtractor:
-    """A :class:`ganzoo.api.FeatureExtractor` of fixed random tanh features, 8 and 10 wide."""
+    """A :class:`ganzoo.api.FeatureExtractor` of fixed random tanh features and logits.
+
+    8 features, and one logit per class of labelled data (10 for unlabelled data).
+    """
 
     name = "conformance-projection"
 
-    def __init__(self, numel: int) -> None:
+    def __init__(self, numel: int, classes: int) -> None:
         rng = torch.Generator().manual_seed(0)
-        self.weights = torch.randn(numel, 18, generator=rng)
-        self.bias = torch.randn(18, generator=rng)
+        self.weights = torch.randn(numel, 8 + classes, generator=rng)
+        self.bias = torch.randn(8 + classes, generator=rng)
 
     def protocol(self) -> dict[str, Any]:
         return {"network": self.name}
@@ -52,12 +55,18 @@ class _ProjectionExtractor:
         return features[:, :8], features[:, 8:]
 
 
-def _draw(spec: api.DataSpec, n: int) -> Tensor:
-    """Samples from the spec's mixture when it has one, else uniform over its range."""
+def _draw(spec: api.DataSpec, n: int) -> _TensorSamples:
+    """Samples from the spec's mixture when it has one (labelled by mode), else uniform.
+
+    Labelled data gets labels cycling through its classes.
+    """
+    labels = torch.arange(n) % spec.num_classes if spec.num_classes else None
     if spec.mixture is None:
-        return uniform_samples(spec, n)
+        return _TensorSamples(spec, uniform_samples(spec, n), labels)
     means = torch.tensor(spec.mixture.means)
-    return means[torch.arange(n) % len(means)] + spec.mixture.std * torch.randn(n, *spec.shape)
+    modes = torch.arange(n) % len(means)
+    points = means[modes] + spec.mixture.std * torch.randn(n, *spec.shape)
+    return _TensorSamples(spec, points, modes if spec.num_classes else None)
 
 
 def check_metric(
@@ -65,7 +74,8 @@ def check_metric(
 ) -> None:
     """Check a metric class by scoring 64 samples of ``spec`` against 64 others.
 
-    The default spec is a 2-D mixture of four Gaussians. A metric that ``needs_features`` gets
+    The default spec is a 2-D mixture of four Gaussians, each sample labelled by its mode (for
+    metrics of conditional runs). A metric that ``needs_features`` gets
     fixed random features from the context. ``compute`` returns a
     :class:`ganzoo.api.MetricResult` whose values map names to numbers and whose protocol is
     a mapping.
@@ -76,9 +86,10 @@ def check_metric(
     """
     params = check_contract(cls, api.Metric, params)
     spec = spec or MIXTURE
-    extractor = _ProjectionExtractor(spec.numel) if cls.needs_features else None
+    classes = spec.num_classes or 10
+    extractor = _ProjectionExtractor(spec.numel, classes) if cls.needs_features else None
     with seeded():
-        real, fake = _TensorSamples(spec, _draw(spec, 64)), _TensorSamples(spec, _draw(spec, 64))
+        real, fake = _draw(spec, 64), _draw(spec, 64)
         context = api.EvalContext(
             torch.device("cpu"), seed=0, reference="conformance", extractor=extractor
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -21,11 +22,41 @@ from ganzoo.testing.base import (
     uniform_samples,
 )
 
+# Labels the networks are checked with when conditional: the 4 samples' classes, and others.
+LABELS = torch.tensor([0, 1, 2, 1])
+OTHER_LABELS = torch.tensor([3, 0, 1, 2])
+
+
+def _labels(n: int, other: bool = False) -> Tensor:
+    """Labels for ``n`` samples (a multiple of 4)."""
+    return (OTHER_LABELS if other else LABELS).repeat(n // BATCH)
+
 
 def _specs(cls: Any, specs: Sequence[api.DataSpec] | None) -> Sequence[api.DataSpec]:
+    """The specs to check, labelled (10 classes) where they are not, for conditional switches."""
     chosen = cls.supported_specs if specs is None else specs
     require(cls, len(chosen) > 0, "no data specs to check (supported_specs is empty)")
-    return chosen
+    return [s if s.num_classes else replace(s, num_classes=10) for s in chosen]
+
+
+def _conditional(cls: Any, net: Any, where: str) -> bool:
+    classes = getattr(net, "num_classes", 0)
+    require(
+        cls,
+        isinstance(classes, int) and classes >= 0,
+        f"{where}: num_classes is {classes!r}, not an int >= 0",
+    )
+    return classes > 0
+
+
+def _check_labels_matter(cls: Any, net: Any, inputs: Tensor, where: str) -> None:
+    """A conditional network's output moves with its labels."""
+    n = len(inputs)
+    with torch.no_grad():
+        net.eval()
+        same = torch.equal(net(inputs, _labels(n)), net(inputs, _labels(n, other=True)))
+        net.train()
+    require(cls, not same, f"{where}: the output does not change with the labels")
 
 
 def _build(cls: Any, params: api.Params, spec: api.DataSpec) -> nn.Module:
@@ -48,7 +79,9 @@ def check_generator(
     Built with ``params`` (default: the defaults), it has a positive integer ``latent_dim``;
     ``sample_latent(4)`` gives 4 latent vectors; the output is float32 ``(4, *spec.shape)``,
     finite, inside the spec's value range for images, in train and eval mode; and gradients
-    reach every trainable parameter.
+    reach every trainable parameter. Specs without labels are given 10 classes, so that a
+    conditional generator (``num_classes > 0``) builds; it is called as ``G(z, y)`` and its
+    output must change with ``y``.
 
     Raises:
         ConformanceError: the first problem found.
@@ -72,11 +105,13 @@ def check_generator(
                 f"{where}: sample_latent({BATCH}) gives shape "
                 f"{tuple(getattr(z, 'shape', ()))}, expected ({BATCH}, {latent}, ...)",
             )
+            conditional = _conditional(cls, G, where)
+            labels = (LABELS,) if conditional else ()
             low, high = spec.value_range
             for training in (True, False):
                 G.train(training)
                 mode = f"{where}, {'train' if training else 'eval'} mode"
-                x = G(z)
+                x = G(z, *labels)
                 check_output(cls, x, (BATCH, *spec.shape), mode)
                 if spec.is_image:
                     require(
@@ -85,8 +120,10 @@ def check_generator(
                         f"{mode}: images outside the value range [{low}, {high}] "
                         f"(min {x.min().item():.3g}, max {x.max().item():.3g})",
                     )
+            if conditional:
+                _check_labels_matter(cls, G, z, where)
             G.train()
-            out = G(z)
+            out = G(z, *labels)
             (out * torch.randn_like(out)).sum().backward()
             check_gradients(cls, G, where)
 
@@ -101,7 +138,9 @@ def check_discriminator(
     Built with ``params`` (default: the defaults), it maps a batch ``(N, *spec.shape)`` to
     float32 logits ``(N,)``, or ``(N // pack,)`` when its Params have ``pack``; finite, in
     train and eval mode; and gradients reach every trainable parameter and the input (which
-    penalties such as R1 and WGAN-GP differentiate).
+    penalties such as R1 and WGAN-GP differentiate). A conditional discriminator is called as
+    ``D(x, y)`` and its logits must change with ``y``; one that ``classifies`` gives finite
+    float32 class logits ``(N, num_classes of the spec)`` from ``classify(x)``.
 
     Raises:
         ConformanceError: the first problem found.
@@ -115,14 +154,23 @@ def check_discriminator(
         with seeded():
             D = _build(cls, params, spec)
             x = uniform_samples(spec, n)
+            labels = (_labels(n),) if _conditional(cls, D, where) else ()
             for training in (True, False):
                 D.train(training)
                 mode = f"{where}, {'train' if training else 'eval'} mode"
-                check_output(cls, D(x), (n // pack,), mode)
+                check_output(cls, D(x, *labels), (n // pack,), mode)
+                if D.classifies:
+                    check_output(cls, D.classify(x), (n, spec.num_classes), f"{mode}, classify")
+            if labels:
+                _check_labels_matter(cls, D, x, where)
             D.train()
             x.requires_grad_(True)
-            out = D(x)
-            (out * torch.randn_like(out)).sum().backward()
+            out = D(x, *labels)
+            total = (out * torch.randn_like(out)).sum()
+            if D.classifies:
+                classes = D.classify(x)
+                total = total + (classes * torch.randn_like(classes)).sum()
+            total.backward()
             check_gradients(cls, D, where)
             require(
                 cls,

@@ -5,6 +5,13 @@ stride-2 transposed convolutions that double the size and halve the channels, ba
 ReLU, tanh output. Discriminator: the mirror image with stride-2 convolutions, LeakyReLU(0.2),
 batch norm on all but the first layer, and a last convolution to one logit. Weights start
 from N(0, 0.02) as in the paper.
+
+Class-conditional switches: the generator's ``conditional`` replaces its batch norms by
+conditional batch norms (a per-class scale and shift; de Vries et al. 2017, as in Miyato and
+Koyama 2018); the discriminator's ``conditional`` adds the projection term ``<embed(y), h>``
+to its logit, ``h`` the last feature map that the logit's convolution reads, flattened
+(projection discriminator, Miyato and Koyama 2018: ``psi(h) + <embed(y), h>``, with DCGAN's
+``h``); its ``classifier`` adds ACGAN's auxiliary class head (Odena et al. 2017).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from torch import Tensor, nn
 
 from ganzoo.api import DataSpec, Discriminator, Generator, Params
 from ganzoo.errors import ComponentConfigError
+from ganzoo.zoo.conditioning import ConditionalBatchNorm2d, labels_given
 
 # image size -> (side of the first feature map, number of stride-2 up/down-sampling steps)
 _LAYOUTS = {28: (7, 2), 32: (4, 3), 64: (4, 4)}
@@ -37,7 +45,7 @@ def init_dcgan_weights(module: nn.Module) -> None:
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, nn.BatchNorm2d) and module.affine:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
@@ -55,10 +63,19 @@ class DCGANGenerator(Generator):
             64, gt=0, description="Channels of the last hidden layer (ngf); doubled per layer up."
         )
         batch_norm: bool = Field(True, description="Batch norm after each hidden layer.")
+        conditional: bool = Field(
+            False,
+            description="Condition on the class label through conditional batch norm (a "
+            "per-class scale and shift); needs batch_norm and labelled data.",
+        )
 
     def __init__(self, params: Params, spec: DataSpec) -> None:
         super().__init__(params, spec)
         first_side, steps = _layout(spec, "the dcgan generator")
+        if params.conditional:
+            if not params.batch_norm:
+                raise ComponentConfigError("conditional = true needs batch_norm = true")
+            self.num_classes = spec.require_classes("generator.conditional")
         self.latent_dim = params.latent_dim
         width = params.base_channels * 2 ** (steps - 1)
         layers = self._block(params.latent_dim, width, first_side, 1, 0)
@@ -72,11 +89,19 @@ class DCGANGenerator(Generator):
     def _block(self, c_in: int, c_out: int, kernel: int, stride: int, pad: int) -> list[nn.Module]:
         norm = self.params.batch_norm
         conv = nn.ConvTranspose2d(c_in, c_out, kernel, stride, pad, bias=not norm)
+        if self.num_classes:
+            return [conv, ConditionalBatchNorm2d(c_out, self.num_classes), nn.ReLU(True)]
         return [conv, nn.BatchNorm2d(c_out) if norm else nn.Identity(), nn.ReLU(True)]
 
-    def forward(self, z: Tensor) -> Tensor:
-        """Map ``z`` (N, latent_dim) to images (N, C, H, W) in [-1, 1]."""
-        return self.net(z.view(z.shape[0], self.latent_dim, 1, 1))
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """Map ``z`` (N, latent_dim), and labels ``y`` when conditional, to images in [-1, 1]."""
+        h = z.view(z.shape[0], self.latent_dim, 1, 1)
+        if not self.num_classes:
+            return self.net(h)
+        y = labels_given(self.num_classes, y)
+        for layer in self.net:
+            h = layer(h, y) if isinstance(layer, ConditionalBatchNorm2d) else layer(h)
+        return h
 
 
 class DCGANDiscriminator(Discriminator):
@@ -92,6 +117,16 @@ class DCGANDiscriminator(Discriminator):
         )
         negative_slope: float = Field(0.2, ge=0, description="Slope of LeakyReLU for x < 0.")
         batch_norm: bool = Field(True, description="Batch norm after every layer but the first.")
+        conditional: bool = Field(
+            False,
+            description="Condition on the class label with the projection term of Miyato and "
+            "Koyama (2018) on the last feature map; needs labelled data.",
+        )
+        classifier: bool = Field(
+            False,
+            description="An auxiliary classifier head beside the logit (ACGAN, Odena et al. "
+            "2017), for the acgan loss; needs labelled data and conditional = false.",
+        )
 
     def __init__(self, params: Params, spec: DataSpec) -> None:
         super().__init__(params, spec)
@@ -111,8 +146,34 @@ class DCGANDiscriminator(Discriminator):
             width *= 2
         layers.append(nn.Conv2d(width, 1, last_side, 1, 0))
         self.net = nn.Sequential(*layers)
+        if params.conditional:
+            self.num_classes = spec.require_classes("discriminator.conditional")
+            self.projection = nn.Embedding(self.num_classes, width * last_side**2)
+        if params.classifier:
+            if params.conditional:
+                raise ComponentConfigError(
+                    "classifier = true needs conditional = false (ACGAN's discriminator judges "
+                    "the image alone)"
+                )
+            classes = spec.require_classes("discriminator.classifier")
+            self.classes = nn.Conv2d(width, classes, last_side, 1, 0)
+            self.classifies = True
         self.apply(init_dcgan_weights)
+        if self.num_classes:
+            nn.init.normal_(self.projection.weight, 0.0, 0.02)  # as the logit's convolution
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Map images (N, C, H, W) to logits (N,)."""
-        return self.net(x).view(-1)
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """Map images (N, C, H, W), and labels ``y`` when conditional, to logits (N,)."""
+        if not self.num_classes:
+            return self.net(x).view(-1)
+        features = self.net[:-1](x)
+        logits = self.net[-1](features).view(-1)
+        flat = features.flatten(1)
+        code = self.projection(labels_given(self.num_classes, y)).to(flat.dtype)
+        return logits + (code * flat).sum(1)
+
+    def classify(self, x: Tensor) -> Tensor:
+        """Class logits (N, classes) of the auxiliary head, from the shared features."""
+        if not self.classifies:
+            raise ComponentConfigError("this discriminator has no classifier head")
+        return self.classes(self.net[:-1](x)).flatten(1)

@@ -7,14 +7,16 @@ D(x) and D(G(z)) (probabilities for the cross-entropy losses, raw scores for the
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, PositiveFloat
+from pydantic import Field, PositiveFloat, ValidationError, model_validator
 from torch import Tensor, nn
 
-from ganzoo.api import Loss, LossOutput, Params, judge
+from ganzoo.api import LabelledDiscriminator, Loss, LossOutput, Params, judge
+from ganzoo.errors import ComponentConfigError, PluginError, UnknownComponentError
+from ganzoo.registry import registry
 
 
 class _CrossEntropyLoss(Loss):
@@ -166,3 +168,104 @@ class MMDLoss(Loss):
         mmd2 = mixture_rbf_mmd2(real, fake, self.params.sigmas)
         value = mmd2.clamp_min(1e-12).sqrt() if self.params.sqrt else mmd2
         return LossOutput(value, {"mmd2": mmd2.detach()})
+
+
+def _adversarial_loss(name: str, params: dict[str, Any]) -> Loss:
+    """The adversarial loss ``name`` with ``params``, checked as a recipe would check it."""
+    try:
+        cls = registry("losses").load(name)
+    except (UnknownComponentError, PluginError) as exc:
+        raise ValueError(f"adversarial: {exc}") from None
+    if not cls.uses_discriminator or cls.uses_labels:
+        raise ValueError(f"adversarial: {name!r} is no plain adversarial loss")
+    try:
+        return cls(cls.Params.model_validate(params))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"adversarial_params.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+        )
+        raise ValueError(problems) from None
+
+
+class ACGANLoss(Loss):
+    """Auxiliary-classifier GAN (Odena et al. 2017): an adversarial loss plus class cross-entropy.
+
+    D minimises the adversarial loss plus ``class_weight`` times the cross-entropy of its
+    classifier head on the real labels (and, weighted by ``fake_class_weight``, on the fakes'
+    labels, as the paper does); G minimises its adversarial loss plus ``class_weight`` times
+    the cross-entropy of its fakes under D's head. Needs a discriminator with a classifier head
+    (the zoo's take ``classifier = true``) and a conditional generator; it steps the
+    discriminator as often as its adversarial loss asks.
+    """
+
+    uses_labels: ClassVar[bool] = True
+
+    class Params(Params):
+        """Parameters of the ACGAN loss."""
+
+        adversarial: str = Field(
+            "non-saturating", description="The adversarial loss (a registered loss name)."
+        )
+        adversarial_params: dict[str, Any] = Field(
+            {}, description="Parameters of the adversarial loss, as in its own [loss] section."
+        )
+        class_weight: float = Field(
+            1.0, ge=0, description="Weight of the class cross-entropy, for D and for G."
+        )
+        fake_class_weight: float = Field(
+            1.0,
+            ge=0,
+            description="Relative weight of D's class term on fakes; 0 trains the head on real "
+            "images only.",
+        )
+
+        @model_validator(mode="after")
+        def _known_adversarial(self) -> ACGANLoss.Params:
+            _adversarial_loss(self.adversarial, self.adversarial_params)
+            return self
+
+    def __init__(self, params: Params) -> None:
+        super().__init__(params)
+        self.adversarial = _adversarial_loss(params.adversarial, params.adversarial_params)
+        self.default_d_steps = self.adversarial.default_d_steps  # type: ignore[misc]
+
+    @property
+    def differentiates_gradients(self) -> bool:
+        """Whether the adversarial loss differentiates D's gradients (a penalty)."""
+        return self.adversarial.differentiates_gradients
+
+    @staticmethod
+    def _labelled(D: nn.Module | None) -> LabelledDiscriminator:
+        if not isinstance(D, LabelledDiscriminator):
+            raise ComponentConfigError("the acgan loss needs labelled batches")
+        return D
+
+    def _class_term(self, D: LabelledDiscriminator, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Cross-entropy of D's class head on ``x`` and the head's accuracy there."""
+        logits, labels = D.classify(x).float(), D.labels_for(x)
+        accuracy = (logits.detach().argmax(1) == labels).float().mean()
+        return F.cross_entropy(logits, labels), accuracy
+
+    def discriminator_loss(self, D: nn.Module, real: Tensor, fake: Tensor) -> LossOutput:
+        """The adversarial D loss + class_weight * (CE(real) + fake_class_weight * CE(fake))."""
+        D = self._labelled(D)
+        out = self.adversarial.discriminator_loss(D, real, fake)
+        weight = self.params.class_weight
+        real_ce, accuracy = self._class_term(D, real)
+        value = out.value + weight * real_ce
+        logs = {**out.logs, "d_class": real_ce.detach(), "d_class_accuracy": accuracy}
+        if self.params.fake_class_weight > 0:
+            fake_ce, _ = self._class_term(D, fake)
+            value = value + weight * self.params.fake_class_weight * fake_ce
+            logs["d_class_fake"] = fake_ce.detach()
+        return LossOutput(value, logs)
+
+    def generator_loss(self, D: nn.Module | None, real: Tensor, fake: Tensor) -> LossOutput:
+        """The adversarial G loss + class_weight * CE of the fakes' labels under D's head."""
+        D = self._labelled(D)
+        out = self.adversarial.generator_loss(D, real, fake)
+        fake_ce, accuracy = self._class_term(D, fake)
+        value = out.value + self.params.class_weight * fake_ce
+        return LossOutput(
+            value, {**out.logs, "g_class": fake_ce.detach(), "g_class_accuracy": accuracy}
+        )

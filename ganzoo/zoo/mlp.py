@@ -2,6 +2,9 @@
 
 Generator: latent -> 256 -> 512 -> 1024 -> image, LeakyReLU(0.2), tanh output.
 Discriminator: image -> 1024 -> 512 -> 256 -> 1 logit, LeakyReLU(0.2), dropout 0.3.
+With ``conditional`` both are the conditional GAN of Mirza and Osindero (2014): the label, one-hot
+or embedded, is concatenated to the generator's latent vector and to the discriminator's input.
+The discriminator's ``classifier`` adds ACGAN's auxiliary class head (Odena et al. 2017).
 """
 
 from __future__ import annotations
@@ -15,6 +18,25 @@ from torch import Tensor, nn
 
 from ganzoo.api import DataSpec, Discriminator, Generator, Params
 from ganzoo.errors import ComponentConfigError
+from ganzoo.zoo.conditioning import LabelCode, labels_given
+
+_CONDITIONAL = Field(
+    False,
+    description="Condition on the class label (cGAN, Mirza and Osindero 2014): the label is "
+    "concatenated to the input; needs labelled data.",
+)
+_EMBEDDING = Field(
+    0,
+    ge=0,
+    description="With conditional: size of a learned label embedding; 0: the one-hot label.",
+)
+
+
+def _label_code(params: Params, spec: DataSpec, where: str) -> LabelCode | None:
+    if not params.conditional:  # type: ignore[attr-defined]
+        return None
+    classes = spec.require_classes(f"{where}.conditional")
+    return LabelCode(classes, params.label_embedding)  # type: ignore[attr-defined]
 
 
 def _hidden_layers(
@@ -60,13 +82,20 @@ class MLPGenerator(Generator):
             "code, each code starts as a tight cluster that the discriminator moves to a "
             "single mode, instead of spreading it over several.",
         )
+        conditional: bool = _CONDITIONAL
+        label_embedding: int = _EMBEDDING
 
     def __init__(self, params: Params, spec: DataSpec) -> None:
         super().__init__(params, spec)
         self.latent_dim = params.latent_dim + params.categories
+        self.label_code = _label_code(params, spec, "generator")
+        code_width = 0
+        if self.label_code is not None:
+            self.num_classes, code_width = self.label_code.num_classes, self.label_code.width
         layers, width = _hidden_layers(
-            params.hidden, self.latent_dim, params.negative_slope, 0.0, params.batch_norm
-        )
+            params.hidden, self.latent_dim + code_width, params.negative_slope, 0.0,
+            params.batch_norm,
+        )  # fmt: skip
         layers.append(nn.Linear(width, spec.numel))
         tanh = params.output == "tanh" or (params.output == "auto" and spec.is_image)
         if tanh:
@@ -90,8 +119,10 @@ class MLPGenerator(Generator):
         codes = torch.randint(k, (n,), device=device, generator=generator)
         return torch.cat([z, F.one_hot(codes, k).to(z.dtype)], dim=1)
 
-    def forward(self, z: Tensor) -> Tensor:
-        """Map ``z`` (N, latent_dim) to samples (N, *spec.shape)."""
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """Map ``z`` (N, latent_dim), and labels ``y`` when conditional, to samples."""
+        if self.label_code is not None:
+            z = torch.cat([z, self.label_code(labels_given(self.num_classes, y), z.dtype)], 1)
         return self.net(z).view(z.shape[0], *self.spec.shape)
 
 
@@ -114,22 +145,54 @@ class MLPDiscriminator(Discriminator):
             description="Samples judged together (PacGAN, Lin et al. 2018); the batch size "
             "must be a multiple of it.",
         )
+        conditional: bool = _CONDITIONAL
+        label_embedding: int = _EMBEDDING
+        classifier: bool = Field(
+            False,
+            description="An auxiliary classifier head on the last hidden layer (ACGAN, Odena "
+            "et al. 2017), for the acgan loss; needs labelled data and pack = 1.",
+        )
 
     def __init__(self, params: Params, spec: DataSpec) -> None:
         super().__init__(params, spec)
+        self.label_code = _label_code(params, spec, "discriminator")
+        code_width = 0
+        if self.label_code is not None:
+            self.num_classes, code_width = self.label_code.num_classes, self.label_code.width
         layers, width = _hidden_layers(
             params.hidden,
-            spec.numel * params.pack,
+            (spec.numel + code_width) * params.pack,
             params.negative_slope,
             params.dropout,
             batch_norm=False,
         )
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
+        if params.classifier:
+            if params.pack != 1 or params.conditional:
+                raise ComponentConfigError(
+                    "classifier = true needs pack = 1 and conditional = false (ACGAN's "
+                    "discriminator judges the image alone)"
+                )
+            self.classes = nn.Linear(width, spec.require_classes("discriminator.classifier"))
+            self.classifies = True
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Map samples (N, *spec.shape) to logits (N // pack,)."""
+    def _inputs(self, x: Tensor, y: Tensor | None) -> Tensor:
         pack = self.params.pack
         if x.shape[0] % pack:
             raise ComponentConfigError(f"batch of {x.shape[0]} is not a multiple of pack={pack}")
-        return self.net(x.reshape(x.shape[0] // pack, -1)).view(-1)
+        flat = x.reshape(x.shape[0], -1)
+        if self.label_code is not None:
+            code = self.label_code(labels_given(self.num_classes, y), flat.dtype)
+            flat = torch.cat([flat, code], 1)
+        return flat.reshape(x.shape[0] // pack, -1)
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """Map samples (N, *spec.shape), and labels ``y`` when conditional, to logits."""
+        return self.net(self._inputs(x, y)).view(-1)
+
+    def classify(self, x: Tensor) -> Tensor:
+        """Class logits (N, classes) of the auxiliary head, from the unconditional trunk."""
+        if not self.classifies:
+            raise ComponentConfigError("this discriminator has no classifier head")
+        return self.classes(self.net[:-1](self._inputs(x, None)))
