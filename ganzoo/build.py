@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ganzoo.api import Dataset, DataSpec, Discriminator, Generator, LabelledDiscriminator, Loss
+from ganzoo.contract import Provider, blame, blaming, describe, loss_problem, watch
 from ganzoo.errors import ComponentConfigError, RecipeError
 from ganzoo.recipe import Recipe
 
@@ -25,7 +26,8 @@ def data_spec(recipe: Recipe) -> DataSpec:
     """The data spec the recipe's dataset gives, computed from its parameters alone."""
     data = recipe.components["data"]
     try:
-        return data.component.spec_for(data.params)
+        with blaming():
+            return data.component.spec_for(data.params)
     except ComponentConfigError as exc:
         raise RecipeError([f"{recipe.source}: data: {exc}"]) from None
 
@@ -33,18 +35,23 @@ def data_spec(recipe: Recipe) -> DataSpec:
 def build_dataset(recipe: Recipe, data_dir: Path, download: bool = False) -> Dataset:
     """Construct the recipe's dataset (which checks that its files are there)."""
     data = recipe.components["data"]
-    return data.component(data.params, data_dir, download)
+    with blaming():
+        return data.component(data.params, data_dir, download)
 
 
 def build_networks(recipe: Recipe, spec: DataSpec, device: torch.device | str) -> Networks:
     """Construct the generator, discriminator and loss on ``device``.
 
+    A plugin's generator and discriminator have their outputs checked against the contract
+    on every call (:func:`ganzoo.contract.watch`).
+
     Raises:
         RecipeError: a component refuses its parameters or the data spec.
+        PluginError: a plugin component's constructor raised another exception.
 
     """
     built: dict[str, object] = {}
-    with torch.device(device):
+    with torch.device(device), blaming():
         for section in ("generator", "discriminator", "loss"):
             resolved = recipe.components.get(section)
             if resolved is None:
@@ -53,9 +60,17 @@ def build_networks(recipe: Recipe, spec: DataSpec, device: torch.device | str) -
                 if section == "loss":
                     built[section] = resolved.component(resolved.params)
                 else:
-                    built[section] = resolved.component(resolved.params, spec)
+                    built[section] = net = resolved.component(resolved.params, spec)
+                    watch(net, resolved.entry, spec)
             except ComponentConfigError as exc:
                 raise RecipeError([f"{recipe.source}: {section}: {resolved.name}: {exc}"]) from None
+            except (RuntimeError, ValueError, TypeError) as exc:
+                # on the meta device nothing is allocated: what fails is the sizes themselves
+                meta = torch.device(device).type == "meta"
+                if not meta or not _size_error(exc) or blame(exc) is not None:
+                    raise
+                line = f"{recipe.source}: {section}: {resolved.name}: cannot be built: "
+                raise RecipeError([line + _first_line(exc)]) from exc
     discriminator = built.get("discriminator")
     return Networks(built["generator"], discriminator, built["loss"])  # type: ignore[arg-type]
 
@@ -65,12 +80,44 @@ def check_networks(recipe: Recipe) -> None:
 
     Catches size mismatches between generator, discriminator and data, batch sizes a
     discriminator cannot take, and conditional networks without labels to condition on,
-    without allocating memory or reading data.
+    without allocating memory or reading data. A plugin's network whose latent vectors or
+    output break the contract (type, shape, dtype), or whose methods raise, is named as the
+    plugin that fails. Sizes too large for any tensor, and batches a network cannot train on
+    (one sample through batch norm), are recipe errors too.
 
     Raises:
         RecipeError: one line per mismatch, naming the section.
+        PluginError: a plugin's component breaks the contract.
 
     """
+    try:
+        _check_networks(recipe)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        if not _size_error(exc) or blame(exc) is not None:
+            raise
+        line = (
+            f"{recipe.source}: the networks cannot be built and run at these sizes "
+            f"(train.batch_size = {recipe.train.batch_size}): {_first_line(exc)}"
+        )
+        raise RecipeError([line]) from exc
+
+
+def _size_error(exc: Exception) -> bool:
+    """Whether torch refused sizes rather than failed otherwise.
+
+    A RuntimeError or ValueError, or a TypeError of an integer too large for torch (its
+    overflow of a C long long is a TypeError).
+    """
+    return not isinstance(exc, TypeError) or "overflow" in str(exc).lower()
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (torch's may go on with a C++ trace)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _check_networks(recipe: Recipe) -> None:
     spec = data_spec(recipe)
     nets = build_networks(recipe, spec, "meta")
     batch = recipe.train.batch_size
@@ -79,12 +126,19 @@ def check_networks(recipe: Recipe) -> None:
         raise RecipeError([f"{recipe.source}: {p}" for p in problems])
     labels = torch.zeros(batch, dtype=torch.long, device="meta")
     G = nets.generator
-    with torch.no_grad():
+    with torch.no_grad(), blaming():
         z = G.sample_latent(batch, device="meta")
+        if not isinstance(z, torch.Tensor) or z.dim() == 0 or z.shape[0] != batch:
+            raise Provider.of(recipe.components["generator"].entry).error(
+                "sample_latent", f"returned {describe(z)}; expected {batch} latent vectors (N, ...)"
+            )
         try:
             fake = G(z, labels) if G.num_classes else G(z)
-        except (RuntimeError, ComponentConfigError) as exc:
+        except ComponentConfigError as exc:
             raise RecipeError([f"{recipe.source}: generator: forward pass fails: {exc}"]) from None
+        except RuntimeError as exc:
+            line = f"{recipe.source}: generator: forward pass fails: {exc}"
+            raise blame(exc) or RecipeError([line]) from exc
         if tuple(fake.shape) != (batch, *spec.shape):
             problems.append(
                 f"generator: {recipe.components['generator'].name} makes samples of shape "
@@ -92,8 +146,8 @@ def check_networks(recipe: Recipe) -> None:
             )
         elif nets.discriminator is not None:
             problems += _check_discriminator(nets.discriminator, fake, labels, recipe)
-    if not problems and nets.loss.uses_labels and nets.discriminator is not None:
-        problems += _check_label_loss(nets, fake, labels, recipe)
+        if not problems and nets.loss.uses_labels and nets.discriminator is not None:
+            problems += _check_label_loss(nets, fake, labels, recipe)
     if problems:
         raise RecipeError([f"{recipe.source}: {p}" for p in problems])
 
@@ -137,6 +191,8 @@ def _check_discriminator(
     except ComponentConfigError as exc:
         return [f"discriminator: {name}: {exc} (train.batch_size = {fake.shape[0]})"]
     except RuntimeError as exc:
+        if blame(exc) is not None:
+            raise  # a plugin's failure: named by the caller's blaming()
         return [f"discriminator: {name}: forward pass fails: {exc}"]
     if logits.dim() != 1 or fake.shape[0] % max(logits.shape[0], 1):
         return [f"discriminator: {name} returns shape {tuple(logits.shape)}, expected (N,)"]
@@ -151,7 +207,10 @@ def _check_label_loss(
     bound = LabelledDiscriminator(nets.discriminator, labels, fake, labels)
     try:
         with torch.enable_grad():
-            nets.loss.discriminator_loss(bound, fake, fake)
+            out = nets.loss.discriminator_loss(bound, fake, fake)
     except ComponentConfigError as exc:
         return [f"loss: {recipe.components['loss'].name}: {exc}"]
+    problem = loss_problem(out)
+    if problem is not None:
+        raise Provider.of(recipe.components["loss"].entry).error("discriminator_loss", problem)
     return []

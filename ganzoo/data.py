@@ -112,6 +112,34 @@ class DeviceFeeder:
         self.cursor.load_state_dict(state)
 
 
+def as_in_main_process(exc: Exception) -> Exception:
+    """The exception a dataset raised in a DataLoader worker, as if raised in this process.
+
+    torch re-raises a worker's exception in the main process as a new one of the same type
+    whose message is the worker's whole traceback ("Caught DataError in DataLoader worker
+    process 0. Original Traceback ..."). The original message is what follows the traceback's
+    last ``module.Type:``; the same type is rebuilt with it, so that a
+    :class:`~ganzoo.errors.DataError` naming a file reads as one line, as without workers.
+    An exception that is not a worker's, or whose type cannot be rebuilt from its message,
+    is returned as it is.
+    """
+    text = str(exc)
+    kind = type(exc)
+    if "DataLoader worker" not in text or "Original Traceback" not in text:
+        return exc
+    module = "" if kind.__module__ == "builtins" else f"{kind.__module__}."
+    _, found, message = text.rpartition(f"\n{module}{kind.__qualname__}: ")
+    if not found:
+        return exc
+    message = message.strip()
+    try:
+        rebuilt = kind(message)
+    except Exception:
+        return exc
+    # a type that does not keep its message as given (KeyError quotes it) stays as it came
+    return rebuilt if str(rebuilt) == message else exc
+
+
 class _BatchIndices:
     """An endless batch sampler for a DataLoader, walking the epochs from a given position."""
 
@@ -180,7 +208,13 @@ class LoaderFeeder:
         if self._iterator is None:
             self._iterator = self._start()
         self.cursor.advance()
-        loaded = next(self._iterator)
+        try:
+            loaded = next(self._iterator)
+        except Exception as exc:
+            unwrapped = as_in_main_process(exc)
+            if unwrapped is exc:
+                raise
+            raise unwrapped from exc
         if not self.labelled:
             assert isinstance(loaded, Tensor)
             return Batch(to_model_space(loaded.to(self.device, non_blocking=True)))

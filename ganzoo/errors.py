@@ -68,3 +68,15 @@ class CheckpointError(GanzooError):
 
 class DivergenceError(GanzooError):
     """A loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
+
+
+class WriteError(GanzooError):
+    """A file could not be written (disk full, quota, read-only, no permission); exit code 1.
+
+    The message names the path and the error in words; during a run it also says what was
+    kept (the newest checkpoint and its step).
+    """
+
+
+class FolderInUseError(GanzooError):
+    """Another process writes the run folder; exit code 1. The message names that process."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from ganzoo.extractors import make_extractor
 from ganzoo.metrics.frechet import frechet_distance, load_statistics, save_statistics, statistics
 from ganzoo.options import EvalOptions, with_settings
 from ganzoo.paths import data_dir as resolve_data_dir
+from ganzoo.progress import ReportTo
 from ganzoo.recipe import Recipe, recipe_from_dict
 from ganzoo.recipe_errors import format_loc
 from ganzoo.registry import registry
@@ -38,6 +38,7 @@ from ganzoo.sources import (
     DatasetSamples,
     FolderSamples,
     GeneratorSamples,
+    TrackedSamples,
     conditioning_labels,
 )
 
@@ -92,7 +93,7 @@ def evaluate_generator(
     run: Path,
     step: int,
     ema: bool,
-    report: Callable[[str], None] | None = None,
+    report: ReportTo = None,
 ) -> Report:
     """Score ``generator`` (in eval mode) against ``dataset`` as ``recipe``'s ``[eval]`` says.
 
@@ -109,14 +110,16 @@ def evaluate_generator(
     for name in names:
         cls = registry("metrics").load(name)
         metrics[name] = cls(cls.Params.model_validate(config.params.get(name, {})))
-    real = DatasetSamples(dataset)
+    real: DatasetSamples | TrackedSamples = DatasetSamples(dataset)
     labels = None
     if generator.num_classes:
         counts = None
         if recipe.train.fake_labels == "data" and real.labels is not None:
             counts = torch.bincount(real.labels, minlength=spec.num_classes)
         labels = conditioning_labels(count, generator.num_classes, seed, counts)
-    fake = GeneratorSamples(generator, count, seed, device, spec, labels)
+    fake: GeneratorSamples | TrackedSamples = GeneratorSamples(
+        generator, count, seed, device, spec, labels
+    )
     reference = reference_name(recipe)
     extractor = None
     if any(m.needs_features for m in metrics.values()):
@@ -124,6 +127,9 @@ def evaluate_generator(
             options.extractor or config.extractor, device, dataset=recipe.components["data"].name,
             data_dir=options.data_dir, weights=options.inception_weights, report=report,
         )  # fmt: skip
+        name = extractor_label(extractor)
+        fake = TrackedSamples(fake, f"{name} features of the generated samples", report)
+        real = TrackedSamples(real, f"{name} features of the reference set, {reference}", report)
     batch = options.batch_size or config.batch_size
     context = EvalContext(device, seed, reference, extractor, batch)
     result = _score(metrics, real, fake, context)
@@ -149,7 +155,7 @@ def evaluate_run(
     run_dir: str | Path,
     options: EvalOptions | None = None,
     *,
-    report: Callable[[str], None] | None = None,
+    report: ReportTo = None,
     **settings: Any,
 ) -> Report:
     """Score a run's generator (its moving average when it has one) and write ``eval.json``.
@@ -187,14 +193,24 @@ def _score(metrics: dict[str, Any], real: Any, fake: Any, context: EvalContext) 
     return Report(scores, protocol, per_metric)
 
 
+def extractor_label(extractor: FeatureExtractor) -> str:
+    """An extractor's name in progress lines, as its protocol gives it (``classifier:mnist``)."""
+    return str(extractor.protocol().get("extractor", extractor.name))
+
+
 def _statistics_of(
-    path: Path, extractor: FeatureExtractor, device: torch.device, batch_size: int
+    path: Path,
+    extractor: FeatureExtractor,
+    device: torch.device,
+    batch_size: int,
+    report: ReportTo = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     if path.suffix == ".npz":
         return load_statistics(path)
     if not path.is_dir():
         raise UsageError(f"{path}: neither a folder of images nor a .npz of statistics")
-    samples = FolderSamples(path)
+    folder = FolderSamples(path)
+    samples = TrackedSamples(folder, f"{extractor_label(extractor)} features of {path}", report)
     context = EvalContext(device, 0, str(path), extractor, batch_size)
     mu, sigma = statistics(context.features(samples).pool.numpy())
     return mu, sigma, {**extractor.protocol(), "source": str(path), "num_images": len(samples)}
@@ -209,11 +225,13 @@ def fid_between(
     batch_size: int = 50,
     data_dir: str | Path | None = None,
     inception_weights: str | Path | None = None,
+    report: ReportTo = None,
 ) -> tuple[float, list[dict[str, Any]]]:
     """FID between two folders of images or ``.npz`` statistics, as pytorch-fid's command does.
 
     Returns the distance and each side's protocol. Statistics made with different feature
-    extractors (or weights) are refused.
+    extractors (or weights) are refused. Long steps (training a classifier, extracting
+    features) are shown on ``report`` (see :func:`ganzoo.progress.track`).
     """
     torch_device = resolve_device(device)
     paths = [Path(path1), Path(path2)]
@@ -221,14 +239,14 @@ def fid_between(
     net = None
     if needs_network:
         net = make_extractor(extractor, torch_device, data_dir=_path(data_dir),
-                             weights=_path(inception_weights))  # fmt: skip
+                             weights=_path(inception_weights), report=report)  # fmt: skip
     sides = []
     for path in paths:
         if path.suffix == ".npz":
             sides.append(load_statistics(path))
         else:
             assert net is not None
-            sides.append(_statistics_of(path, net, torch_device, batch_size))
+            sides.append(_statistics_of(path, net, torch_device, batch_size, report))
     (mu1, s1, p1), (mu2, s2, p2) = sides
     for key in ("extractor", "weights_sha256"):
         if key in p1 and key in p2 and p1[key] != p2[key]:
@@ -249,9 +267,12 @@ def dataset_statistics(
     batch_size: int = 250,
     data_dir: str | Path | None = None,
     inception_weights: str | Path | None = None,
-    report: Callable[[str], None] | None = None,
+    report: ReportTo = None,
 ) -> dict[str, Any]:
-    """Precompute a dataset's feature statistics into a pytorch-fid-compatible ``.npz``."""
+    """Precompute a dataset's feature statistics into a pytorch-fid-compatible ``.npz``.
+
+    Long steps (training a classifier, extracting features) are shown on ``report``.
+    """
     torch_device = resolve_device(device)
     cls = registry("datasets").load(dataset)
     if split is not None and "split" not in cls.Params.model_fields:
@@ -264,12 +285,14 @@ def dataset_statistics(
     ds = cls(params, resolve_data_dir(data_dir))
     net = make_extractor(extractor, torch_device, dataset=dataset, data_dir=_path(data_dir),
                          weights=_path(inception_weights), report=report)  # fmt: skip
+    reference = f"{dataset} {getattr(params, 'split', '')}".strip()
     samples = DatasetSamples(ds)
+    tracked = TrackedSamples(samples, f"{extractor_label(net)} features of {reference}", report)
     context = EvalContext(torch_device, 0, dataset, net, batch_size)
-    mu, sigma = statistics(context.features(samples).pool.numpy())
+    mu, sigma = statistics(context.features(tracked).pool.numpy())
     protocol = {
         **net.protocol(),
-        "reference": f"{dataset} {getattr(params, 'split', '')}".strip(),
+        "reference": reference,
         "num_images": len(samples),
         "ganzoo": __version__,
     }

@@ -45,7 +45,7 @@ def make_extractor(
     """
     if name == AUTO:
         try:
-            return make_extractor(INCEPTION, device, weights=weights)
+            return make_extractor(INCEPTION, device, weights=weights, report=report)
         except DataError as exc:
             if dataset is None:
                 raise

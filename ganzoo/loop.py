@@ -26,6 +26,7 @@ from ganzoo.plots import class_labels, save_class_grid, save_loss_curves, save_s
 from ganzoo.progress import Progress, ProgressMode
 from ganzoo.runs import RunFolder
 from ganzoo.trainer import Trainer
+from ganzoo.writes import Guarded, guarded
 
 if TYPE_CHECKING:
     from ganzoo.evaluate import Report
@@ -91,7 +92,9 @@ class Loop:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             return None
-        return SummaryWriter(log_dir=str(self.folder.tensorboard))
+        with guarded(self.folder.tensorboard):
+            writer = SummaryWriter(log_dir=str(self.folder.tensorboard))
+        return Guarded(writer, self.folder.tensorboard)
 
     def run(self) -> RunResult:
         """Train to the recipe's step count or a stop request; return what was done.
@@ -105,7 +108,7 @@ class Loop:
         stop = StopRequest()
         stopping = False
         images_per_s = 0.0
-        log_file = self.folder.metrics.open("a", encoding="utf-8") if self.main else nullcontext()
+        log_file = self.folder.open_metrics() if self.main else nullcontext()
         with stop.installed(), log_file as log:
             try:
                 while t.step < self.train.steps and not stopping:

@@ -1,4 +1,8 @@
-"""Pictures of a run: sample grids, 2-D scatter plots over the real mixture, loss curves."""
+"""Pictures of a run: sample grids, 2-D scatter plots over the real mixture, loss curves.
+
+Each picture is written whole through :mod:`ganzoo.writes`: a failed write raises
+:class:`~ganzoo.errors.WriteError` and leaves no partial file.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,23 @@ import torch
 from torch import Tensor
 
 from ganzoo.api import DataSpec, from_model_space
+from ganzoo.writes import write_file
+
+
+def _save_picture(picture: Any, path: Path) -> None:
+    """Save a PIL image in the format its file name says (PNG when it says none PIL knows)."""
+    from PIL import Image
+
+    kind = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    write_file(path, lambda f: picture.save(f, format=kind))
+
+
+def _save_figure(fig: Any, plt: Any, path: Path) -> None:
+    """Save a matplotlib figure in the format its file name says (PNG by default), close it."""
+    try:
+        write_file(path, lambda f: fig.savefig(f, format=path.suffix[1:].lower() or "png"))
+    finally:
+        plt.close(fig)
 
 
 def save_image_grid(images: Tensor, path: Path, nrow: int | None = None) -> None:
@@ -25,8 +46,7 @@ def save_image_grid(images: Tensor, path: Path, nrow: int | None = None) -> None
     array = grid.permute(1, 2, 0).numpy()
     if images.shape[1] == 1:
         array = array[:, :, 0]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
+    _save_picture(Image.fromarray(array), path)
 
 
 def save_class_grid(images: Tensor, path: Path, columns: int, row_labels: Sequence[str]) -> None:
@@ -47,8 +67,7 @@ def save_class_grid(images: Tensor, path: Path, columns: int, row_labels: Sequen
     ink = 255 if grey else (255, 255, 255)
     for row, label in enumerate(row_labels):
         draw.text((2, 2 + row * row_height + row_height // 2 - 6), label, fill=ink, font=font)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
+    _save_picture(canvas, path)
 
 
 def class_labels(spec: DataSpec) -> list[str]:
@@ -86,9 +105,7 @@ def save_scatter(
     ax.set_aspect("equal")
     ax.legend(loc="upper right", fontsize=7, markerscale=2)
     ax.set_title(title, fontsize=9)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    _save_figure(fig, plt, path)
 
 
 def save_samples(samples: Tensor, spec: DataSpec, path: Path, real: Tensor | None = None) -> None:
@@ -114,7 +131,5 @@ def save_loss_curves(records: Sequence[dict[str, Any]], path: Path) -> None:
     ax.set_ylabel("value (mean over the logging window)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save_figure(fig, plt, path)

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ganzoo.errors import PluginError, RecipeError, UnknownComponentError, did_you_mean
-from ganzoo.overrides import apply_overrides
+from ganzoo.overrides import apply_overrides, settle_unquoted, unquoted_paths
 from ganzoo.recipe_errors import ErrorReport
 from ganzoo.registry import Entry, registry
 
@@ -280,6 +280,11 @@ def recipe_from_dict(
     """
     data, set_paths = apply_overrides(data, overrides)
     errors = ErrorReport(source, set_paths)
+    errors.add_huge_integers(data)
+    unquoted = unquoted_paths(data, set_paths)
+    for keys in unquoted:
+        if not _in_component(keys) and not _in_metric_params(keys):
+            settle_unquoted(data, keys, RecipeShell, 0, errors)
     shell = None
     try:
         shell = RecipeShell.model_validate(data)
@@ -289,23 +294,38 @@ def recipe_from_dict(
     for section, kind in COMPONENT_SECTIONS.items():
         raw = data.get(section)
         if isinstance(raw, dict) and isinstance(raw.get("name"), str):
-            params = {k: v for k, v in raw.items() if k != "name"}
-            resolved = _resolve_component(section, kind, raw["name"], params, errors)
+            mine = [keys for keys in unquoted if keys[0] == section and _in_component(keys)]
+            resolved = _resolve_component(section, kind, data, mine, errors)
             if resolved is not None:
                 components[section] = resolved
     if shell is not None:
-        _check_metrics(shell.eval, errors)
+        _check_metrics(shell.eval, [k for k in unquoted if _in_metric_params(k)], errors)
         _check_discriminator(shell, components, errors)
     errors.raise_if_any()
     assert shell is not None
     return Recipe(source, shell, components)
 
 
+def _in_component(keys: tuple[str, ...]) -> bool:
+    """Whether ``keys`` is a parameter of a component section (known once it is resolved)."""
+    return keys[0] in COMPONENT_SECTIONS and len(keys) > 1 and keys[1] != "name"
+
+
+def _in_metric_params(keys: tuple[str, ...]) -> bool:
+    """Whether ``keys`` is a parameter of a metric (``eval.params.NAME.KEY``)."""
+    return keys[:2] == ("eval", "params") and len(keys) > 3
+
+
 def _resolve_component(
-    section: str, kind: str, name: str, params: dict[str, Any], errors: ErrorReport
+    section: str,
+    kind: str,
+    data: dict[str, Any],
+    unquoted: list[tuple[str, ...]],
+    errors: ErrorReport,
 ) -> ResolvedComponent | None:
+    raw = data[section]
     try:
-        entry = registry(kind).get(name)
+        entry = registry(kind).get(raw["name"])
     except UnknownComponentError as exc:
         errors.add(f"{section}.name", str(exc))
         return None
@@ -313,6 +333,9 @@ def _resolve_component(
         component = entry.load()
     except PluginError as exc:
         raise PluginError(f"{errors.where(section + '.name')}: {section}.name: {exc}") from None
+    for keys in unquoted:
+        settle_unquoted(data, keys, component.Params, 1, errors)
+    params = {k: v for k, v in raw.items() if k != "name"}
     try:
         validated = component.Params.model_validate(params)
     except ValidationError as exc:
@@ -321,7 +344,9 @@ def _resolve_component(
     return ResolvedComponent(section, entry, component, validated)
 
 
-def _check_metrics(config: EvalConfig, errors: ErrorReport) -> None:
+def _check_metrics(
+    config: EvalConfig, unquoted: list[tuple[str, ...]], errors: ErrorReport
+) -> None:
     if config.extractor != "auto":
         try:
             registry("extractors").get(config.extractor.partition(":")[0])
@@ -342,6 +367,9 @@ def _check_metrics(config: EvalConfig, errors: ErrorReport) -> None:
             continue  # reported above
         except PluginError as exc:
             raise PluginError(f"{errors.where('eval.metrics')}: eval.metrics: {exc}") from None
+        for keys in unquoted:
+            if keys[2] == metric:
+                settle_unquoted({"eval": {"params": config.params}}, keys, cls.Params, 3, errors)
         try:
             cls.Params.model_validate(params)
         except ValidationError as exc:

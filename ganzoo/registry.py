@@ -326,6 +326,21 @@ def registry(kind: str) -> Registry:
     return _REGISTRIES[k.plural]
 
 
+def entry_of(cls: type) -> Entry | None:
+    """The loaded entry whose component is ``cls`` or its nearest registered base class.
+
+    Names the provider of a live component in error messages; only entries loaded in this
+    process are known.
+    """
+    loaded = {
+        id(entry._loaded): entry
+        for reg in _REGISTRIES.values()
+        for entry in (reg._entries or {}).values()
+        if entry._loaded is not None and entry.kind.base
+    }
+    return next((loaded[id(c)] for c in cls.__mro__ if id(c) in loaded), None)
+
+
 def reset() -> None:
     """Forget every discovered entry, so that the next use reads the metadata again."""
     _REGISTRIES.clear()

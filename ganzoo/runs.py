@@ -4,14 +4,21 @@ A run folder ``runs/<name>/<timestamp>/`` holds ``recipe.toml`` (as given), ``re
 (every default filled in; running it repeats the run), ``env.json``, ``metrics.jsonl``,
 ``samples/``, ``checkpoints/``, ``loss_curve.png``, ``tensorboard/`` and, once evaluated,
 ``eval.json``. :class:`RunFolder` creates one, reads it back and tells one from anything else.
+
+While a run writes its folder it holds the folder's lock (``.lock``, see
+:class:`~ganzoo.writes.WriterLock`): a second run into the same folder is refused with a
+message naming the first. Every file is written through :mod:`ganzoo.writes`; a write that
+fails during a run says which checkpoint was kept.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
+import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,10 +34,12 @@ from ganzoo.checkpoint import (
     load_checkpoint,
     remove_partial_writes,
 )
-from ganzoo.errors import CheckpointError, GanzooError, UsageError
+from ganzoo.errors import CheckpointError, FolderInUseError, UsageError, WriteError
 from ganzoo.recipe import Recipe, load_recipe
+from ganzoo.writes import AppendedLines, WriterLock, make_folder, write_text
 
 RESOLVED = "resolved.toml"
+LOCK = ".lock"
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ class RunFolder:
         self.loss_curve = self.root / "loss_curve.png"
         self.tensorboard = self.root / "tensorboard"
         self.eval_file = self.root / "eval.json"
+        self.lock_file = self.root / LOCK
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.root)!r})"
@@ -94,12 +104,9 @@ class RunFolder:
 
         """
         if out is not None:
-            if out.exists() and any(out.iterdir()):
-                raise UsageError(
-                    f"{out} is not empty; continue the run in it with --resume {out}, "
-                    "or choose another --out"
-                )
-            return cls(out)
+            folder = cls(out)
+            folder._check_empty()
+            return folder
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         base = Path("runs") / name / stamp
         candidate, n = base, 1
@@ -108,34 +115,101 @@ class RunFolder:
             candidate = base.with_name(f"{stamp}-{n}")
         return cls(candidate)
 
+    def _check_empty(self) -> None:
+        """Refuse a folder for a new run that holds files (a lock left behind does not count)."""
+        if self.root.is_dir() and any(p.name != LOCK for p in self.root.iterdir()):
+            raise UsageError(
+                f"{self.root} is not empty; continue the run in it with --resume {self.root}, "
+                "or choose another --out"
+            )
+
     # -- writing ------------------------------------------------------------------------------
+    def lock(self, new: bool = False) -> WriterLock:
+        """Take the folder for this process's writes, until the returned lock is released.
+
+        The kernel releases the lock of a process that dies, so a killed run's folder is
+        free again at once. For a ``new`` run the folder must hold nothing else.
+
+        Raises:
+            FolderInUseError: another process holds the folder; the message names it.
+            UsageError: for a new run, the folder holds another run's files.
+            WriteError: the folder or its lock file cannot be written.
+
+        """
+        make_folder(self.root, "the run folder")
+        lock = WriterLock.try_acquire(self.lock_file)
+        if lock is None:
+            raise FolderInUseError(self._in_use())
+        if new:
+            try:
+                self._check_empty()
+            except UsageError:
+                lock.release()
+                raise
+        return lock
+
+    def _in_use(self) -> str:
+        holder = WriterLock.holder(self.lock_file)
+        if {"pid", "host"} <= holder.keys():
+            who = f"pid {holder['pid']} on {holder['host']}"
+            if holder.get("since"):
+                who += f", since {holder['since']}"
+            if holder.get("command"):
+                who += f": {holder['command']}"
+            stop = f"stop it (kill -INT {holder['pid']} saves a checkpoint)"
+        else:
+            who, stop = "a process that has not said which yet", "stop it"
+        return (
+            f"{self.root} is in use by another ganzoo run ({who}); wait for it to end or "
+            f"{stop}, then continue with: ganzoo run --resume {self.root}"
+        )
+
+    def kept(self) -> str:
+        """What a run that failed keeps, for messages: its newest checkpoint and that one's step."""
+        path = latest_checkpoint(self.checkpoints) if self.checkpoints.is_dir() else None
+        if path is None:
+            return "kept: no checkpoint (none was written yet)"
+        numbered = re.fullmatch(r"step_(\d+)\.pt", path.name)
+        step = f" (step {int(numbered[1])})" if numbered else ""
+        return f"kept: {path}{step}; continue with: ganzoo run --resume {self.root}"
+
+    @contextmanager
+    def keeping(self) -> Iterator[None]:
+        """Add what was kept (:meth:`kept`) to a :class:`WriteError` raised in the block."""
+        try:
+            yield
+        except WriteError as exc:
+            raise WriteError(f"{exc}; {self.kept()}") from exc
+
     def create(self, recipe: Recipe, recipe_text: str | None, env: dict[str, Any]) -> None:
         """Lay out a new run: the recipe as given and resolved, the environment, empty logs."""
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            self.checkpoints.mkdir(exist_ok=True)
-            self.samples.mkdir(exist_ok=True)
-            self.recipe_file.write_text(recipe_text or recipe.to_toml())
-            self.resolved.write_text(recipe.to_toml())
-            self.env_file.write_text(json.dumps(env, indent=2) + "\n")
-            self.metrics.touch()
-        except OSError as exc:
-            raise GanzooError(f"cannot write the run folder {self.root}: {exc}") from None
+        make_folder(self.root, "the run folder")
+        make_folder(self.checkpoints)
+        make_folder(self.samples)
+        write_text(self.recipe_file, recipe_text or recipe.to_toml())
+        write_text(self.resolved, recipe.to_toml())
+        write_text(self.env_file, json.dumps(env, indent=2) + "\n")
+        write_text(self.metrics, "")
 
     def record_resume(self, recipe: Recipe, env: dict[str, Any], step: int) -> None:
         """Note a resume at ``step``: the new resolved recipe and environment, logs cut to it."""
-        self.resolved.write_text(recipe.to_toml())
         old = json.loads(self.env_file.read_text()) if self.env_file.is_file() else {}
         env["resumed_from_step"] = step
         env["history"] = [*old.pop("history", []), old] if old else []
-        self.env_file.write_text(json.dumps(env, indent=2) + "\n")
-        if self.metrics.is_file():
-            kept = [
-                line
-                for line in self.metrics.read_text().splitlines()
-                if line.strip() and _line_step(line) <= step
-            ]
-            self.metrics.write_text("".join(line + "\n" for line in kept))
+        with self.keeping():
+            write_text(self.resolved, recipe.to_toml())
+            write_text(self.env_file, json.dumps(env, indent=2) + "\n")
+            if self.metrics.is_file():
+                kept = [
+                    line
+                    for line in self.metrics.read_text().splitlines()
+                    if line.strip() and _line_step(line) <= step
+                ]
+                write_text(self.metrics, "".join(line + "\n" for line in kept))
+
+    def open_metrics(self) -> AppendedLines:
+        """``metrics.jsonl``, open for appending records (one JSON object a line)."""
+        return AppendedLines(self.metrics)
 
     def sample_grid(self, step: int) -> Path:
         """Where the fixed-noise sample grid of ``step`` goes."""
@@ -147,15 +221,7 @@ class RunFolder:
 
     def write_eval(self, report: dict[str, Any]) -> Path:
         """Write an evaluation report as ``eval.json`` (atomically); return its path."""
-        tmp = self.eval_file.with_name(f".{self.eval_file.name}.tmp-{os.getpid()}")
-        try:
-            tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-            os.replace(tmp, self.eval_file)
-        except OSError as exc:
-            raise GanzooError(f"cannot write {self.eval_file}: {exc}") from None
-        finally:
-            tmp.unlink(missing_ok=True)
-        return self.eval_file
+        return write_text(self.eval_file, json.dumps(report, indent=2, allow_nan=False) + "\n")
 
     # -- reading ------------------------------------------------------------------------------
     def recipe(self, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:

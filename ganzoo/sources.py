@@ -14,8 +14,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ganzoo.api import Dataset, DataSpec, Generator, to_model_space
-from ganzoo.errors import UsageError
+from ganzoo.api import Dataset, DataSpec, Generator, Samples, to_model_space
+from ganzoo.errors import DataError, UsageError
+from ganzoo.progress import ReportTo, track
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -115,10 +116,13 @@ class FolderSamples:
 
     @staticmethod
     def _load(path: Path) -> Tensor:
-        from PIL import Image
+        from PIL import Image, UnidentifiedImageError
 
-        with Image.open(path) as image:
-            array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        try:
+            with Image.open(path) as image:
+                array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            raise DataError(f"{path}: cannot read image: {exc}") from exc
         return torch.from_numpy(array.transpose(2, 0, 1).copy())
 
     def __len__(self) -> int:
@@ -136,3 +140,28 @@ class FolderSamples:
                         f"image {self.spec.shape}; resize the images to one size first"
                     )
             yield to_model_space(torch.stack(images))
+
+
+class TrackedSamples:
+    """A sample set whose passes are shown on ``report`` as a task called ``title``.
+
+    Each pass over :meth:`batches` (a feature extraction, say) counts its samples on a
+    :func:`ganzoo.progress.track` task; the samples, spec and labels are ``samples``'s own.
+    """
+
+    def __init__(self, samples: Samples, title: str, report: ReportTo) -> None:
+        self.samples, self.title, self.report = samples, title, report
+        self.spec = samples.spec
+        self.labels: Tensor | None = getattr(samples, "labels", None)
+
+    def __len__(self) -> int:
+        """The number of samples."""
+        return len(self.samples)
+
+    def batches(self, batch_size: int) -> Iterator[Tensor]:
+        """The batches of ``samples``, counted on a task as they are consumed."""
+        unit = "images" if self.spec.is_image else "samples"
+        with track(self.report, self.title, len(self), unit) as task:
+            for batch in self.samples.batches(batch_size):
+                yield batch
+                task.advance(len(batch))

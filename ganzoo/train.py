@@ -3,13 +3,15 @@
 It resolves the recipe (or the run to resume), builds the dataset, the networks and the
 :class:`~ganzoo.trainer.Trainer`, lets the :class:`~ganzoo.loop.Loop` train and write the run
 folder, and, when the recipe has an ``[eval]`` section, scores the trained generator held in
-memory into ``eval.json``.
+memory into ``eval.json``. The run folder stays locked (on rank 0, which alone writes it)
+from before the first write to after the last, so that no other run writes into it meanwhile.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -49,19 +51,31 @@ def run(
     dist = distributed.from_environment()
     device = resolve_device(options.device, dist)
     own_group = distributed.start(dist, device)
-    try:
-        folder, trainer, dataset = _start(recipe, options, device, dist)
-        loop = Loop(trainer, folder, dataset, options.progress if dist.is_main else "none")
-        result = loop.run()
-    except BaseException:
+    with ExitStack() as held:  # the run folder's lock
+        try:
+            folder, trainer, dataset = _start(recipe, options, device, dist, held)
+            loop = Loop(trainer, folder, dataset, options.progress if dist.is_main else "none")
+            with folder.keeping():
+                result = loop.run()
+        except BaseException:
+            if own_group:
+                torch.distributed.destroy_process_group()
+            raise
         if own_group:
-            torch.distributed.destroy_process_group()
-        raise
-    if own_group:
-        distributed.finish()
-    if result.interrupted_by is None and trainer.recipe.shell.eval.metrics and dist.is_main:
-        result.evaluation = _evaluate(trainer, folder, dataset, options, loop.progress.message)
+            distributed.finish()
+        if result.interrupted_by is None and trainer.recipe.shell.eval.metrics and dist.is_main:
+            with folder.keeping():
+                result.evaluation = _evaluate(trainer, folder, dataset, options, loop.progress)
     return result
+
+
+def _lock(folder: RunFolder, new: bool, held: ExitStack, dist: Distributed) -> None:
+    """Lock the run folder until ``held`` closes; on rank 0 only, so that ranks never clash."""
+
+    def take() -> None:
+        held.enter_context(folder.lock(new))
+
+    distributed.from_main(dist, take)
 
 
 def _start(
@@ -69,10 +83,12 @@ def _start(
     options: RunOptions,
     device: torch.device,
     dist: Distributed,
+    held: ExitStack,
 ) -> tuple[RunFolder, Trainer, Dataset]:
-    """The run folder, the trainer (restored from its checkpoint on resume) and the dataset."""
+    """The run folder (locked into ``held``), the trainer (restored on resume), the dataset."""
     if options.resume is not None:
         folder = RunFolder.open(options.resume)
+        _lock(folder, False, held, dist)
         resolved = resume_recipe(folder, recipe, options.overrides)
         recipe_text = None
     else:
@@ -94,6 +110,8 @@ def _start(
             stacklevel=3,
         )
     dataset = build_dataset(resolved, resolve_data_dir(options.data_dir), options.download)
+    if options.resume is None:  # locked only now, so that a failure before leaves no folder
+        _lock(folder, True, held, dist)
     state = folder.resume_state(options.checkpoint, device) if options.resume else None
     torch.manual_seed(resolved.seed)
     nets = build_networks(resolved, dataset.spec, device)

@@ -6,8 +6,10 @@ labelled run (a conditional network, or a loss that reads labels) every real bat
 labels, the fakes get labels drawn as ``train.fake_labels`` says, and losses get the
 discriminator bound to both (:class:`~ganzoo.api.LabelledDiscriminator`). Nothing
 in a step waits for the device: logged values are summed on the device and read every
-``log_every`` steps, and a NaN/inf is traced to its step without a host sync. The loop that
-drives the trainer and writes the run folder is :mod:`ganzoo.train`.
+``log_every`` steps, and a NaN/inf is traced to its step without a host sync. What the loss
+returns is checked against the contract by type and shape alone (:mod:`ganzoo.contract`), and
+an exception from inside a plugin's component is reported as that plugin's failure. The loop
+that drives the trainer and writes the run folder is :mod:`ganzoo.train`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ganzoo import __version__, distributed
 from ganzoo.api import Batch, DataSpec, Generator, LabelledDiscriminator
 from ganzoo.build import Networks
 from ganzoo.checkpoint import FORMAT, rng_state, set_rng_state
+from ganzoo.contract import Provider, blame, describe, loss_terms
 from ganzoo.data import Feeder, shard_slice
 from ganzoo.device import autocast, autocast_device
 from ganzoo.distributed import Distributed
@@ -62,6 +65,7 @@ class Trainer:
         self.G: Generator = nets.generator
         self.D = nets.discriminator if nets.loss.uses_discriminator else None
         self.loss = nets.loss
+        self.loss_by = Provider.of(recipe.components["loss"].entry)
         self.labelled = uses_labels(nets)
         self.label_weights = None
         if self.labelled and recipe.train.fake_labels == "data":
@@ -128,10 +132,15 @@ class Trainer:
         n = self.recipe.train.num_samples
         rng = torch.Generator().manual_seed(self.recipe.seed + 1)
         classes = self.G.num_classes
-        if not classes:
-            return self.G.sample_latent(n, generator=rng).to(self.device), None
-        columns = max(1, n // classes)
+        columns = max(1, n // classes) if classes else n
         z = self.G.sample_latent(columns, generator=rng)
+        if not isinstance(z, Tensor) or z.dim() == 0 or z.shape[0] != columns:
+            raise Provider.of(self.recipe.components["generator"].entry).error(
+                "sample_latent",
+                f"returned {describe(z)}; expected {columns} latent vectors (N, ...)",
+            )
+        if not classes:
+            return z.to(self.device), None
         z = z.repeat(classes, *[1] * (z.dim() - 1))
         labels = torch.arange(classes).repeat_interleave(columns)
         return z.to(self.device), labels.to(self.device)
@@ -183,7 +192,21 @@ class Trainer:
             set_learning_rate(self.d_opt, train.discriminator_optimizer, self.step, train.steps)
 
     def train_step(self) -> None:
-        """One generator update, preceded by ``d_steps`` discriminator updates."""
+        """One generator update, preceded by ``d_steps`` discriminator updates.
+
+        Raises:
+            PluginError: a plugin's component broke the contract or raised inside a method.
+
+        """
+        try:
+            self._step()
+        except Exception as exc:  # costs nothing until raised
+            blamed = blame(exc)
+            if blamed is None:
+                raise
+            raise blamed from exc
+
+    def _step(self) -> None:
         self._set_learning_rates()
         logs: dict[str, Tensor] = {}
         fake: Tensor
@@ -205,11 +228,14 @@ class Trainer:
                             fake_for_d = self._generate(z, fake_labels)
                     D = self._bound(self.D_train, real, fake_for_d, fake_labels)
                     out = self.loss.discriminator_loss(D, real.samples, fake_for_d)
+                value, d_logs = loss_terms(
+                    out, self.loss_by, "discriminator_loss", "the discriminator"
+                )
                 self.d_opt.zero_grad(set_to_none=True)
-                out.value.backward()
+                value.backward()
                 self.d_opt.step()
-            logs["d_loss"] = out.value.detach()
-            logs |= {k: v.detach() for k, v in out.logs.items()}
+            logs["d_loss"] = value.detach()
+            logs |= {k: v.detach() for k, v in d_logs.items()}
             self.D.requires_grad_(False)
         else:
             real = self._real()
@@ -221,11 +247,12 @@ class Trainer:
             if D_for_g is not None:
                 D_for_g = self._bound(D_for_g, real, fake, fake_labels)
             out_g = self.loss.generator_loss(D_for_g, real.samples, fake)
+        g_value, g_logs = loss_terms(out_g, self.loss_by, "generator_loss", "the generator")
         self.g_opt.zero_grad(set_to_none=True)
-        out_g.value.backward()
+        g_value.backward()
         self.g_opt.step()
-        logs["g_loss"] = out_g.value.detach()
-        logs |= {k: v.detach() for k, v in out_g.logs.items() if k not in logs}
+        logs["g_loss"] = g_value.detach()
+        logs |= {k: v.detach() for k, v in g_logs.items() if k not in logs}
         if self.ema is not None:
             self._update_ema()
         self.step += 1

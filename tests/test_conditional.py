@@ -422,6 +422,9 @@ def test_conditional_metrics_are_recorded_with_their_protocol(tmp_path, mnist_di
     assert scores["class_accuracy"] == pytest.approx(overall)
     intra = [scores[f"intra_fid[{d}]"] for d in range(10)]
     assert scores["intra_fid"] == pytest.approx(sum(intra) / 10) and all(v > 0 for v in intra)
+    raw = saved["metrics"]["intra-fid"]["protocol"]["intra_fid_raw"]
+    assert raw == {str(d): scores[f"intra_fid[{d}]"] for d in range(10)}
+    assert saved["metrics"]["fid"]["protocol"]["fid_raw"] == scores["fid"]
     assert "fid" in scores and saved["protocol"]["labels"] == "uniform over 10 classes, seed 0 + 1"
     again = run_cli(
         "eval", str(result.run_dir), "--data-dir", str(mnist_dir), "--json",

@@ -14,7 +14,12 @@ from PIL import Image
 
 import ganzoo
 from ganzoo.evaluate import fid_between
-from ganzoo.metrics.frechet import frechet_distance, load_statistics, statistics
+from ganzoo.metrics.frechet import (
+    frechet_distance,
+    load_statistics,
+    save_statistics,
+    statistics,
+)
 from ganzoo.metrics.inception import InceptionExtractor, build_fid_inception
 from ganzoo.metrics.scores import inception_score, kernel_inception_distance, precision_recall
 
@@ -278,7 +283,20 @@ def test_fid_of_a_folder_with_itself_is_zero(tmp_path, random_inception):
     env = {"GANZOO_INCEPTION_WEIGHTS": str(random_inception)}
     done = run_cli("fid", str(tmp_path / "imgs"), str(tmp_path / "imgs"), "--json", env=env)
     assert done.returncode == 0, done.stderr
-    assert abs(json.loads(done.stdout)["fid"]) < 1e-4
+    result = json.loads(done.stdout)
+    # rounding noise on either side of zero (-2.6e-6 here); the score is clamped at 0
+    assert abs(result["fid_raw"]) < 1e-4
+    assert result["fid"] == max(result["fid_raw"], 0.0)
+    # statistics whose distance to themselves rounds below zero print as 0, not -0.000000
+    mu, sigma = np.zeros(4), np.eye(4) * 7.0
+    raw = frechet_distance(mu, sigma, mu, sigma)
+    save_statistics(tmp_path / "seven.npz", mu, sigma, {"extractor": "test"})
+    text = run_cli("fid", str(tmp_path / "seven.npz"), str(tmp_path / "seven.npz"))
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.splitlines()[0] == "FID: 0.000000"
+    numbers = run_cli("fid", str(tmp_path / "seven.npz"), str(tmp_path / "seven.npz"), "--json")
+    assert json.loads(numbers.stdout)["fid"] == 0.0
+    assert json.loads(numbers.stdout)["fid_raw"] == raw
 
 
 def test_stats_command_writes_pytorch_fid_npz(tmp_path):
@@ -331,6 +349,7 @@ def test_classifier_eval_of_an_image_run(tmp_path):
     assert protocol["num_generated"] == 200 and protocol["num_reference"] == 256
     assert protocol["quantized"] is True and protocol["ganzoo"] == ganzoo.__version__
     assert 1.0 <= report["scores"]["is"] <= 10.0
+    assert report["metrics"]["fid"]["protocol"]["fid_raw"] == report["scores"]["fid"] > 0
     cached = list((tmp_path / "cache" / "classifiers").glob("mnist-*.pt"))
     assert len(cached) == 1 and cached[0].with_suffix(".json").is_file()
 

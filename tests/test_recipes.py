@@ -180,7 +180,7 @@ def test_bad_set(write):
         "--set",
         "train.steps=ten",
         expect=[
-            f"{path} (--set train.steps=ten): train.steps: Input should be a valid integer, unable to parse string as an integer"
+            f"{path} (--set train.steps=ten): train.steps: ten is not a TOML value (quote strings: --set 'train.steps=\"...\"')"
         ],
     )
 

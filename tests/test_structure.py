@@ -21,6 +21,7 @@ GROUND_FLOOR = {
     "ganzoo.options",
     "ganzoo.distributed",
     "ganzoo.device",
+    "ganzoo.writes",
 }
 # The files of a run folder ("samples" and "checkpoints" are common words: the folders are
 # left out, and so is checkpoint.py's own naming of the files in checkpoints/).

@@ -271,7 +271,10 @@ def judge(D: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
 
 @dataclass(frozen=True)
 class LossOutput:
-    """A loss value to minimise and named scalar terms to log (detached, on any device)."""
+    """A loss value to minimise and named scalar terms to log (detached, on any device).
+
+    A loss method that logs nothing may return the value alone, a scalar tensor.
+    """
 
     value: Tensor
     logs: Mapping[str, Tensor] = field(default_factory=dict)
@@ -280,7 +283,9 @@ class LossOutput:
 class Loss(Component):
     """An adversarial (or moment-matching) objective for one discriminator and generator step.
 
-    ``real`` and ``fake`` are model-space batches. In ``discriminator_loss`` the fake batch is
+    ``real`` and ``fake`` are model-space batches. Each method returns the value to minimise,
+    a scalar floating-point tensor, or a :class:`LossOutput` of it with terms to log; training
+    checks that (:mod:`ganzoo.contract`). In ``discriminator_loss`` the fake batch is
     detached; in ``generator_loss`` it carries gradients to the generator and ``real`` is the
     real batch of the last discriminator step. A loss with ``uses_discriminator = False``
     (moment matching) gets ``None`` for ``D`` and its ``discriminator_loss`` is never called.
@@ -308,11 +313,13 @@ class Loss(Component):
         """
         return False
 
-    def discriminator_loss(self, D: nn.Module, real: Tensor, fake: Tensor) -> LossOutput:
+    def discriminator_loss(self, D: nn.Module, real: Tensor, fake: Tensor) -> Tensor | LossOutput:
         """The discriminator's loss on a real and a (detached) fake batch."""
         raise NotImplementedError(f"{type(self).__name__} has no discriminator loss")
 
-    def generator_loss(self, D: nn.Module | None, real: Tensor, fake: Tensor) -> LossOutput:
+    def generator_loss(
+        self, D: nn.Module | None, real: Tensor, fake: Tensor
+    ) -> Tensor | LossOutput:
         """The generator's loss on a fake batch (``D`` is None when no discriminator is used)."""
         raise NotImplementedError
 

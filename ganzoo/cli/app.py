@@ -12,7 +12,7 @@ import json
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,6 +21,7 @@ from rich.text import Text
 
 from ganzoo import __version__
 from ganzoo.errors import GanzooError, RecipeError
+from ganzoo.progress import Reporter
 from ganzoo.registry import installed_names
 
 app = typer.Typer(
@@ -48,26 +49,46 @@ def show_warning(message: Warning | str, category: type[Warning], *_: Any, **__:
     console_err.print(f"warning: {message}", style="yellow", markup=False, soft_wrap=True)
 
 
+def _fail(exc: GanzooError) -> NoReturn:
+    """Print ``exc`` (after the traceback being handled, under ``--debug``) and exit."""
+    if _DEBUG["on"]:
+        traceback.print_exc()
+    lines = exc.lines if isinstance(exc, RecipeError) else [f"error: {exc}"]
+    for line in lines:
+        console_err.print(line, style="red", markup=False, soft_wrap=True)
+    raise typer.Exit(exc.exit_code) from None
+
+
+def _plugin_failure(exc: Exception) -> GanzooError | None:
+    """``exc`` as the failure of the plugin component it was raised in, if it was."""
+    if "ganzoo.api" not in sys.modules:  # no component was loaded, so none is to blame
+        return None
+    from ganzoo.contract import blame
+
+    return blame(exc)
+
+
 def handled(func: F) -> F:
-    """Report ganzoo errors as readable lines with their exit codes; hide tracebacks."""
+    """Report ganzoo errors as readable lines with their exit codes; hide tracebacks.
+
+    An exception raised inside a plugin's component is reported as that plugin's failure.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except GanzooError as exc:
-            if _DEBUG["on"]:
-                traceback.print_exc()
-            lines = exc.lines if isinstance(exc, RecipeError) else [f"error: {exc}"]
-            for line in lines:
-                console_err.print(line, style="red", markup=False, soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
+            _fail(exc)
         except (typer.Exit, typer.Abort):
             raise
         except KeyboardInterrupt:
             console_err.print("interrupted", style="red")
             raise typer.Exit(130) from None
         except Exception as exc:
+            blamed = _plugin_failure(exc)
+            if blamed is not None:
+                _fail(blamed)
             if _DEBUG["on"]:
                 raise
             console_err.print(
@@ -189,6 +210,5 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def report(message: str) -> None:
-    """Say what a long step is doing, on stderr."""
-    console_err.print(message, markup=False, soft_wrap=True)
+# Says what a long step is doing, on stderr: a bar per step on a terminal, plain lines otherwise.
+report = Reporter()

@@ -101,15 +101,23 @@ def fid(
     inception_weights: WeightsOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """FID between two folders of images or .npz statistics, as pytorch-fid computes it."""
-    from ganzoo.evaluate import fid_between
+    """FID between two folders of images or .npz statistics, as pytorch-fid computes it.
 
-    value, protocols = fid_between(
+    Rounding noise below zero is printed as 0; ``--json`` gives the raw value as ``fid_raw``.
+    """
+    import math
+
+    from ganzoo.evaluate import fid_between
+    from ganzoo.metrics.frechet import clamp_distance
+
+    raw, protocols = fid_between(
         path1, path2, extractor=extractor, device=device, batch_size=batch_size,
-        data_dir=data_dir, inception_weights=inception_weights,
+        data_dir=data_dir, inception_weights=inception_weights, report=report,
     )  # fmt: skip
+    value = clamp_distance(raw)
     if as_json:
-        print_json({"fid": value, "protocols": protocols})
+        finite_raw = raw if math.isfinite(raw) else None
+        print_json({"fid": value, "fid_raw": finite_raw, "protocols": protocols})
         return
     console.print(f"FID: {value:.6f}", markup=False)
     for path, protocol in zip((path1, path2), protocols, strict=True):

@@ -27,10 +27,13 @@ from ganzoo import __version__
 from ganzoo.api import Extractor, ExtractorRequest, Params, to_model_space
 from ganzoo.errors import DataError, UsageError
 from ganzoo.paths import cache_dir
+from ganzoo.progress import Task, track
 from ganzoo.registry import registry
+from ganzoo.writes import write_file, write_text
 
 ARCHITECTURE = "cnn-v1"
 HOLDOUT_FRACTION = 0.2
+BATCH_SIZE = 128
 
 
 class ClassifierNet(nn.Module):
@@ -144,21 +147,24 @@ def train_classifier(
     epochs: int,
     device: torch.device,
     seed: int = 0,
-    report: Callable[[str], None] | None = None,
+    task: Task | None = None,
 ) -> tuple[ClassifierNet, float]:
     """Train the classifier and return it with its test accuracy.
 
     Adam with a one-cycle schedule, batches of 128, random shifts of up to 2 pixels.
+    ``task`` (of ``epochs`` times the batches per epoch) is advanced batch by batch; when it
+    is shown, its status gives the epoch and the test accuracy after each epoch.
     """
     torch.manual_seed(seed)
     rng = torch.Generator().manual_seed(seed)
     net = ClassifierNet(split.train_images.shape[1], num_classes).to(device)
-    batch = 128
+    batch = BATCH_SIZE
     steps_per_epoch = math.ceil(len(split.train_images) / batch)
     optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=2e-3, total_steps=epochs * steps_per_epoch
     )
+    accuracy = ""
     for epoch in range(epochs):
         net.train()
         order = torch.randperm(len(split.train_images), generator=rng)
@@ -170,9 +176,11 @@ def train_classifier(
             loss.backward()
             optimizer.step()
             schedule.step()
-        if report is not None:
-            accuracy = _accuracy(net, split.test_images, split.test_labels, device)
-            report(f"classifier epoch {epoch + 1}/{epochs}: test accuracy {accuracy:.4f}")
+            if task is not None:
+                task.advance(1, f"epoch {epoch + 1}/{epochs}{accuracy}")
+        if task is not None and task.shown and epoch + 1 < epochs:
+            measured = _accuracy(net, split.test_images, split.test_labels, device)
+            accuracy = f", test accuracy {measured:.4f} after epoch {epoch + 1}"
     return net.eval(), _accuracy(net, split.test_images, split.test_labels, device)
 
 
@@ -259,16 +267,18 @@ def load_or_train_classifier(
         net = ClassifierNet(channels, num_classes)
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return ClassifierExtractor(net.to(device), json.loads(meta_path.read_text()), path)
-    if report is not None:
-        report(f"training the {dataset} classifier on {split.trained_on} ({epochs} epochs)")
     started = time.perf_counter()
-    net, accuracy = train_classifier(
-        split, num_classes, epochs=epochs, device=device, report=report
+    batches = epochs * math.ceil(len(split.train_images) / BATCH_SIZE)
+    intro = (
+        f"training the {dataset} classifier (the feature extractor) once: {epochs} epochs on "
+        f"{split.trained_on}, {batches:,} batches; cached in {folder} for later evaluations"
     )
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(net.state_dict(), tmp)
-    tmp.replace(path)
+    with track(report, f"training the {dataset} classifier", batches, "batches", intro) as task:
+        net, accuracy = train_classifier(
+            split, num_classes, epochs=epochs, device=device, task=task
+        )
+        task.finish(f"test accuracy {accuracy:.4f} on {split.tested_on}")
+    write_file(path, lambda f: torch.save(net.state_dict(), f))
     meta = {
         "dataset": dataset,
         "architecture": ARCHITECTURE,
@@ -281,5 +291,5 @@ def load_or_train_classifier(
         "weights_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "ganzoo": __version__,
     }
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    write_text(meta_path, json.dumps(meta, indent=2) + "\n")
     return ClassifierExtractor(net, meta, path)

@@ -9,6 +9,7 @@ FID is the FID between the real and the generated samples of each class (Miyato 
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 from pydantic import Field
@@ -16,7 +17,7 @@ from torch import Tensor
 
 from ganzoo.api import EvalContext, Metric, MetricResult, Params, Samples
 from ganzoo.errors import ComponentConfigError
-from ganzoo.metrics.frechet import frechet_distance, statistics
+from ganzoo.metrics.frechet import clamp_distance, frechet_distance, statistics
 
 
 def _labels(samples: Samples, which: str) -> Tensor:
@@ -65,7 +66,11 @@ class ClassAccuracy(Metric):
 
 
 class IntraClassFID(Metric):
-    """Intra-class FID: the FID between real and generated samples of each class, and its mean."""
+    """Intra-class FID: the FID between real and generated samples of each class, and its mean.
+
+    Each class's FID is clamped at 0 as ``fid`` is; the protocol's ``intra_fid_raw`` holds
+    the values before clamping, by class name.
+    """
 
     needs_features: ClassVar[bool] = True
 
@@ -88,6 +93,7 @@ class IntraClassFID(Metric):
         values: dict[str, float] = {}
         scored = []
         counts = {}
+        raw: dict[str, float | None] = {}
         for index, name in enumerate(_names(fake, classes)):
             mine_real = (real_labels == index).numpy()
             mine_fake = (fake_labels == index).numpy()
@@ -97,8 +103,14 @@ class IntraClassFID(Metric):
                 continue
             mu1, s1 = statistics(real_pool[mine_real])
             mu2, s2 = statistics(fake_pool[mine_fake])
-            values[f"intra_fid[{name}]"] = frechet_distance(mu1, s1, mu2, s2)
+            distance = frechet_distance(mu1, s1, mu2, s2)
+            raw[name] = distance if math.isfinite(distance) else None
+            values[f"intra_fid[{name}]"] = clamp_distance(distance)
             scored.append(values[f"intra_fid[{name}]"])
         mean = sum(scored) / len(scored) if scored else float("nan")
-        protocol = {"per_class_reference_generated": counts, "classes_scored": len(scored)}
+        protocol = {
+            "per_class_reference_generated": counts,
+            "classes_scored": len(scored),
+            "intra_fid_raw": raw,
+        }
         return MetricResult({"intra_fid": mean, **values}, protocol)

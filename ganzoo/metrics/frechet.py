@@ -6,6 +6,10 @@ root is computed without a general (Schur-based) ``sqrtm``: with ``S1 = L L^T`` 
 square roots of that matrix's eigenvalues. A rank-deficient ``S1`` (fewer samples than
 features) takes the same route through its symmetric square root from ``eigh``. The matrices
 are float64 throughout.
+
+The distance is never negative, but computed in floating point that of a set with itself can
+come out a hair below zero (``-2e-6``): :func:`frechet_distance` returns the raw value, as
+pytorch-fid does, and :func:`clamp_distance` the one ganzoo reports.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 import torch
 
 from ganzoo.errors import UsageError
+from ganzoo.writes import write_file
 
 
 def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -102,7 +107,10 @@ def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
 def frechet_distance(
     mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
 ) -> float:
-    """The Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2)."""
+    """The Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), raw.
+
+    Rounding noise can take it a hair below zero (:func:`clamp_distance`).
+    """
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     # float64, C order and writable (torch shares the memory), copied only when not already so
     sigma1 = np.require(np.atleast_2d(sigma1), np.float64, ["C", "W"])
@@ -117,13 +125,17 @@ def frechet_distance(
     return float(diff @ diff + trace)
 
 
+def clamp_distance(raw: float) -> float:
+    """``raw`` with rounding noise below zero (and ``-0.0``) made ``0.0``; NaN stays NaN."""
+    return 0.0 if raw <= 0.0 else raw
+
+
 def save_statistics(
     path: Path, mu: np.ndarray, sigma: np.ndarray, protocol: dict[str, Any]
 ) -> None:
     """Write ``mu`` and ``sigma`` as pytorch-fid's ``.npz``, with the protocol as JSON beside."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        np.savez(f, mu=mu, sigma=sigma, protocol=np.array(json.dumps(protocol)))
+    protocol_json = np.array(json.dumps(protocol))
+    write_file(path, lambda f: np.savez(f, mu=mu, sigma=sigma, protocol=protocol_json))
 
 
 def load_statistics(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:

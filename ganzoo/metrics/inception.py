@@ -15,8 +15,8 @@ Inception Score code took them (``pool3 @ W``).
 from __future__ import annotations
 
 import hashlib
+import math
 import os
-import shutil
 import tempfile
 import urllib.error
 import urllib.request
@@ -30,6 +30,7 @@ from torchvision.models import inception as tv_inception
 
 from ganzoo.api import Extractor, ExtractorRequest, Params
 from ganzoo.errors import DataError
+from ganzoo.progress import ReportTo, track
 
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = (
@@ -117,11 +118,14 @@ def hub_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
 
 
-def find_weights(explicit: str | Path | None = None, download: bool = True) -> Path:
+def find_weights(
+    explicit: str | Path | None = None, download: bool = True, report: ReportTo = None
+) -> Path:
     """Locate the FID Inception weights.
 
     In order: a given path, ``$GANZOO_INCEPTION_WEIGHTS``, the torch hub cache, and (with
-    ``download``) pytorch-fid's release URL, fetched into that cache.
+    ``download``) pytorch-fid's release URL, fetched into that cache (shown on ``report``,
+    see :func:`ganzoo.progress.track`).
 
     Raises:
         DataError: no file is found and it cannot be downloaded; says where to put it.
@@ -138,7 +142,7 @@ def find_weights(explicit: str | Path | None = None, download: bool = True) -> P
     problem = "downloading is off"
     if download:
         try:
-            _download(WEIGHTS_URL, cached)
+            _download(WEIGHTS_URL, cached, report)
             return cached
         except (urllib.error.URLError, OSError, ValueError) as exc:
             problem = f"download from {WEIGHTS_URL} failed: {exc}"
@@ -150,13 +154,20 @@ def find_weights(explicit: str | Path | None = None, download: bool = True) -> P
     )
 
 
-def _download(url: str, target: Path) -> None:
+def _download(url: str, target: Path, report: ReportTo = None) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with (
         urllib.request.urlopen(url, timeout=60) as response,
         tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp,
     ):
-        shutil.copyfileobj(response, tmp)
+        size = int(response.headers.get("Content-Length") or 0)
+        intro = f"downloading the FID Inception weights once, from {url} into {target.parent}"
+        with track(
+            report, "downloading the Inception weights", math.ceil(size / 2**20), "MiB", intro
+        ) as task:
+            for block in iter(lambda: response.read(2**20), b""):
+                tmp.write(block)
+                task.advance()
     if not sha256_of(Path(tmp.name)).startswith(WEIGHTS_SHA256_PREFIX):
         os.unlink(tmp.name)
         raise ValueError(f"the downloaded file's SHA-256 does not start {WEIGHTS_SHA256_PREFIX}")
@@ -175,7 +186,7 @@ class InceptionExtractor(nn.Module, Extractor):
     @classmethod
     def build(cls, params: Params, request: ExtractorRequest) -> InceptionExtractor:
         """The network with the weights :func:`find_weights` finds for ``request.weights``."""
-        return cls(find_weights(request.weights)).to(request.device)
+        return cls(find_weights(request.weights, report=request.report)).to(request.device)
 
     def __init__(self, weights: Path) -> None:
         super().__init__()

@@ -9,6 +9,7 @@ drawn by ``numpy.random.RandomState(seed)``), precision/recall as Kynkäänniemi
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import numpy as np
@@ -17,7 +18,7 @@ from pydantic import Field
 from torch import Tensor
 
 from ganzoo.api import EvalContext, Metric, MetricResult, Params, Samples
-from ganzoo.metrics.frechet import frechet_distance, statistics
+from ganzoo.metrics.frechet import clamp_distance, frechet_distance, statistics
 
 
 def _counts(real: Samples, fake: Samples) -> dict[str, int]:
@@ -25,7 +26,11 @@ def _counts(real: Samples, fake: Samples) -> dict[str, int]:
 
 
 class FID(Metric):
-    """Fréchet Inception Distance (Heusel et al. 2017) between reference and generated features."""
+    """Fréchet Inception Distance (Heusel et al. 2017) between reference and generated features.
+
+    The score is clamped at 0 (rounding noise can take the distance of nearly equal sets a
+    hair below it); the protocol's ``fid_raw`` holds the value before clamping.
+    """
 
     needs_features: ClassVar[bool] = True
 
@@ -36,9 +41,9 @@ class FID(Metric):
         """The Fréchet distance of the two feature Gaussians."""
         mu1, sigma1 = statistics(context.features(real).pool.numpy())
         mu2, sigma2 = statistics(context.features(fake).pool.numpy())
-        return MetricResult(
-            {"fid": frechet_distance(mu1, sigma1, mu2, sigma2)}, _counts(real, fake)
-        )
+        raw = frechet_distance(mu1, sigma1, mu2, sigma2)
+        protocol = {**_counts(real, fake), "fid_raw": raw if math.isfinite(raw) else None}
+        return MetricResult({"fid": clamp_distance(raw)}, protocol)
 
 
 def inception_score(logits: Tensor, splits: int = 10) -> tuple[float, float]:
@@ -110,7 +115,11 @@ def kernel_inception_distance(
 
 
 class KID(Metric):
-    """Kernel Inception Distance (Bińkowski et al. 2018): unbiased MMD^2, cubic kernel."""
+    """Kernel Inception Distance (Bińkowski et al. 2018): unbiased MMD^2, cubic kernel.
+
+    Not clamped: an unbiased estimate of a distance that is 0 for equal distributions is
+    negative about half the time for them, and averaging it over runs needs those values.
+    """
 
     needs_features: ClassVar[bool] = True
 

@@ -20,7 +20,9 @@ of its parameters (every one described, defaults that construct, a round trip th
 ``resolved.toml``), then exercises the component: networks on each data spec they support,
 losses on a small MLP generator and discriminator, datasets on their data folder, feature
 extractors on a batch of images; :func:`check_recipe` validates a recipe file. A failure
-raises :class:`ConformanceError` naming the class and the problem. Everything runs on the
+raises :class:`ConformanceError` naming the class and the problem; an exception raised inside
+a component's method is one too, naming the method (the exception is its cause). What a loss
+returns is held to what training accepts (:mod:`ganzoo.contract`). Everything runs on the
 CPU with batches of 4 and a fixed seed, leaving the caller's random state as it was.
 """
 

@@ -44,6 +44,19 @@ def require(cls: Any, condition: bool, problem: str) -> None:
 
 
 @contextmanager
+def calling(cls: Any, method: str) -> Iterator[None]:
+    """Report an exception raised inside the block, a call of ``method``, as a finding."""
+    try:
+        yield
+    except ConformanceError:
+        raise
+    except Exception as exc:  # whatever the component raises is the finding; the cause is chained
+        lines = str(exc).strip().splitlines()
+        raised = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+        raise ConformanceError(f"{name_of(cls)}: {method} raised {raised}") from exc
+
+
+@contextmanager
 def seeded(seed: int = 0) -> Iterator[None]:
     """Seed torch's CPU generator for the block and restore the caller's state afterwards."""
     with torch.random.fork_rng(devices=[]):

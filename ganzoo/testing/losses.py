@@ -9,9 +9,11 @@ import torch
 from torch import Tensor
 
 from ganzoo import api
+from ganzoo.contract import loss_problem
 from ganzoo.testing.base import (
     BATCH,
     POINTS,
+    calling,
     check_contract,
     check_gradients,
     require,
@@ -21,30 +23,19 @@ from ganzoo.testing.base import (
 from ganzoo.zoo.mlp import MLPDiscriminator, MLPGenerator
 
 
-def _check_loss_output(cls: Any, out: Any, method: str) -> None:
-    require(
-        cls,
-        isinstance(out, api.LossOutput),
-        f"{method} returns {type(out).__name__}, not ganzoo.api.LossOutput",
-    )
+def _check_loss_output(cls: Any, out: Any, method: str) -> api.LossOutput:
+    """``out`` as training reads it (checked as training checks it), its value finite."""
+    problem = loss_problem(out)
+    require(cls, problem is None, f"{method} {problem}")
+    if isinstance(out, Tensor):
+        out = api.LossOutput(out)
     value = out.value
-    require(
-        cls,
-        isinstance(value, Tensor) and value.dim() == 0 and value.is_floating_point(),
-        f"{method}: value must be a scalar float tensor, got "
-        f"{getattr(value, 'shape', type(value).__name__)}",
-    )
     require(cls, bool(value.isfinite()), f"{method}: value is {value.item()}")
     for key, log in out.logs.items():
         where = f"{method}: log {key!r}"
-        require(cls, isinstance(key, str), f"{method}: log name {key!r} is not a string")
-        require(
-            cls,
-            isinstance(log, Tensor) and log.dim() == 0,
-            f"{where} is not a scalar tensor",
-        )
         require(cls, not log.requires_grad, f"{where} is not detached (use .detach())")
         require(cls, bool(log.isfinite()), f"{where} is {log.item()} (training would stop)")
+    return out
 
 
 def check_loss(
@@ -54,8 +45,9 @@ def check_loss(
 
     ``uses_discriminator`` is a bool and ``default_d_steps`` an int >= 1; built with ``params``
     (default: the defaults), ``discriminator_loss`` (when the loss uses a discriminator) and
-    ``generator_loss`` return a :class:`ganzoo.api.LossOutput` with a finite scalar value and
-    detached scalar logs; the discriminator loss trains every discriminator parameter and the
+    ``generator_loss`` raise nothing and return what training accepts: a finite scalar
+    floating-point tensor, or a :class:`ganzoo.api.LossOutput` of one with detached scalar
+    logs; the discriminator loss trains every discriminator parameter and the
     generator loss every generator parameter, through the fake batch. A loss that
     ``uses_labels`` is checked on labelled points (4 classes) with a conditional generator and
     a discriminator with a classifier head, bound to the labels as in training.
@@ -75,7 +67,8 @@ def check_loss(
     labelled = bool(cls.uses_labels)
     spec = spec or (replace(POINTS, num_classes=4) if labelled else POINTS)
     with seeded():
-        loss = cls(params)
+        with calling(cls, "__init__"):
+            loss = cls(params)
         G = MLPGenerator(MLPGenerator.Params(latent_dim=4, hidden=[16], conditional=labelled), spec)
         D = None
         if cls.uses_discriminator:
@@ -97,22 +90,26 @@ def check_loss(
 
         if D is not None:
             detached = fake.detach()
-            out = loss.discriminator_loss(bound(D, detached), real, detached)
-            _check_loss_output(cls, out, "discriminator_loss")
+            with calling(cls, "discriminator_loss"):
+                out = loss.discriminator_loss(bound(D, detached), real, detached)
+            out = _check_loss_output(cls, out, "discriminator_loss")
             require(
                 cls,
                 out.value.requires_grad,
                 "discriminator_loss does not depend on the discriminator",
             )
-            out.value.backward()
+            with calling(cls, "discriminator_loss's backward pass"):
+                out.value.backward()
             check_gradients(cls, D, "discriminator_loss")
             D.requires_grad_(False)  # as in training: the generator step leaves D alone
-        out = loss.generator_loss(bound(D, fake) if D is not None else None, real, fake)
-        _check_loss_output(cls, out, "generator_loss")
+        with calling(cls, "generator_loss"):
+            out = loss.generator_loss(bound(D, fake) if D is not None else None, real, fake)
+        out = _check_loss_output(cls, out, "generator_loss")
         require(
             cls,
             out.value.requires_grad,
             "generator_loss does not depend on the generator (is the fake batch detached?)",
         )
-        out.value.backward()
+        with calling(cls, "generator_loss's backward pass"):
+            out.value.backward()
         check_gradients(cls, G, "generator_loss")

@@ -13,6 +13,7 @@ from ganzoo import api
 from ganzoo.testing.base import (
     BATCH,
     ConformanceError,
+    calling,
     check_contract,
     check_gradients,
     check_output,
@@ -52,7 +53,7 @@ def _conditional(cls: Any, net: Any, where: str) -> bool:
 def _check_labels_matter(cls: Any, net: Any, inputs: Tensor, where: str) -> None:
     """A conditional network's output moves with its labels."""
     n = len(inputs)
-    with torch.no_grad():
+    with torch.no_grad(), calling(cls, f"{where}, eval mode, with labels: forward"):
         net.eval()
         same = torch.equal(net(inputs, _labels(n)), net(inputs, _labels(n, other=True)))
         net.train()
@@ -98,7 +99,8 @@ def check_generator(
                 isinstance(latent, int) and not isinstance(latent, bool) and latent > 0,
                 f"{where}: latent_dim is {latent!r}, not a positive int",
             )
-            z = G.sample_latent(BATCH)
+            with calling(cls, f"{where}: sample_latent({BATCH})"):
+                z = G.sample_latent(BATCH)
             require(
                 cls,
                 isinstance(z, Tensor) and tuple(z.shape[:2]) == (BATCH, latent),
@@ -111,7 +113,8 @@ def check_generator(
             for training in (True, False):
                 G.train(training)
                 mode = f"{where}, {'train' if training else 'eval'} mode"
-                x = G(z, *labels)
+                with calling(cls, f"{mode}: forward"):
+                    x = G(z, *labels)
                 check_output(cls, x, (BATCH, *spec.shape), mode)
                 if spec.is_image:
                     require(
@@ -123,8 +126,9 @@ def check_generator(
             if conditional:
                 _check_labels_matter(cls, G, z, where)
             G.train()
-            out = G(z, *labels)
-            (out * torch.randn_like(out)).sum().backward()
+            with calling(cls, f"{where}, train mode: forward or backward"):
+                out = G(z, *labels)
+                (out * torch.randn_like(out)).sum().backward()
             check_gradients(cls, G, where)
 
 
@@ -158,19 +162,24 @@ def check_discriminator(
             for training in (True, False):
                 D.train(training)
                 mode = f"{where}, {'train' if training else 'eval'} mode"
-                check_output(cls, D(x, *labels), (n // pack,), mode)
+                with calling(cls, f"{mode}: forward"):
+                    logits = D(x, *labels)
+                check_output(cls, logits, (n // pack,), mode)
                 if D.classifies:
-                    check_output(cls, D.classify(x), (n, spec.num_classes), f"{mode}, classify")
+                    with calling(cls, f"{mode}: classify"):
+                        classes = D.classify(x)
+                    check_output(cls, classes, (n, spec.num_classes), f"{mode}, classify")
             if labels:
                 _check_labels_matter(cls, D, x, where)
             D.train()
             x.requires_grad_(True)
-            out = D(x, *labels)
-            total = (out * torch.randn_like(out)).sum()
-            if D.classifies:
-                classes = D.classify(x)
-                total = total + (classes * torch.randn_like(classes)).sum()
-            total.backward()
+            with calling(cls, f"{where}, train mode: forward or backward"):
+                out = D(x, *labels)
+                total = (out * torch.randn_like(out)).sum()
+                if D.classifies:
+                    classes = D.classify(x)
+                    total = total + (classes * torch.randn_like(classes)).sum()
+                total.backward()
             check_gradients(cls, D, where)
             require(
                 cls,
