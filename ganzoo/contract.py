@@ -18,7 +18,7 @@ is reported as an internal error.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
@@ -203,6 +203,35 @@ def watch(net: nn.Module, entry: Entry, spec: DataSpec) -> None:
     pack = getattr(getattr(net, "params", None), "pack", 1)
     ok = isinstance(pack, int) and pack >= 1
     net.register_forward_hook(OutputCheck(provider, None, pack if ok else 1))
+    if spec.num_classes and callable(getattr(net, "classify", None)):
+        net.classify = _checked_classify(net.classify, provider, spec.num_classes)  # type: ignore[method-assign]
+
+
+def classes_problem(out: object, n: int, classes: int) -> str | None:
+    """What is wrong with a discriminator's class logits for ``n`` samples, or None."""
+    expected = (n, classes)
+    if not isinstance(out, Tensor):
+        return f"returned {describe(out)}; expected class logits of shape {expected}"
+    if out.shape != expected:
+        return f"returned class logits of shape {tuple(out.shape)}; expected {expected}"
+    if not out.is_floating_point():
+        return f"returned {out.dtype} class logits; expected a floating-point tensor"
+    return None
+
+
+def _checked_classify(
+    classify: Callable[[Tensor], Tensor], provider: Provider, classes: int
+) -> Callable[[Tensor], Tensor]:
+    """``classify`` whose output is held to ``(N, classes)`` floating-point logits."""
+
+    def checked(x: Tensor) -> Tensor:
+        out = classify(x)
+        problem = classes_problem(out, x.shape[0], classes)
+        if problem is not None:
+            raise provider.error("classify", problem)
+        return out
+
+    return checked
 
 
 # --- exceptions ---------------------------------------------------------------------------

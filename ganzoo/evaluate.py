@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,16 +205,25 @@ def _statistics_of(
     device: torch.device,
     batch_size: int,
     report: ReportTo = None,
+    skip_unreadable: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     if path.suffix == ".npz":
         return load_statistics(path)
     if not path.is_dir():
         raise UsageError(f"{path}: neither a folder of images nor a .npz of statistics")
-    folder = FolderSamples(path)
+    folder = FolderSamples(path, skip_unreadable)
     samples = TrackedSamples(folder, f"{extractor_label(extractor)} features of {path}", report)
     context = EvalContext(device, 0, str(path), extractor, batch_size)
     mu, sigma = statistics(context.features(samples).pool.numpy())
-    return mu, sigma, {**extractor.protocol(), "source": str(path), "num_images": len(samples)}
+    protocol = {**extractor.protocol(), "source": str(path), "num_images": len(samples)}
+    if folder.skipped:
+        protocol["skipped_unreadable"] = len(folder.skipped)
+        warnings.warn(
+            f"{path}: skipped {len(folder.skipped):,} unreadable image files "
+            f"(--skip-unreadable); the first: {folder.skipped[0]}",
+            stacklevel=2,
+        )
+    return mu, sigma, protocol
 
 
 def fid_between(
@@ -226,12 +236,15 @@ def fid_between(
     data_dir: str | Path | None = None,
     inception_weights: str | Path | None = None,
     report: ReportTo = None,
+    skip_unreadable: bool = False,
 ) -> tuple[float, list[dict[str, Any]]]:
     """FID between two folders of images or ``.npz`` statistics, as pytorch-fid's command does.
 
     Returns the distance and each side's protocol. Statistics made with different feature
     extractors (or weights) are refused. Long steps (training a classifier, extracting
-    features) are shown on ``report`` (see :func:`ganzoo.progress.track`).
+    features) are shown on ``report`` (see :func:`ganzoo.progress.track`). A file that is not
+    a readable image stops it with a :class:`~ganzoo.errors.DataError` naming the file, or,
+    with ``skip_unreadable``, is left out with a warning that counts such files.
     """
     torch_device = resolve_device(device)
     paths = [Path(path1), Path(path2)]
@@ -246,7 +259,9 @@ def fid_between(
             sides.append(load_statistics(path))
         else:
             assert net is not None
-            sides.append(_statistics_of(path, net, torch_device, batch_size, report))
+            sides.append(
+                _statistics_of(path, net, torch_device, batch_size, report, skip_unreadable)
+            )
     (mu1, s1, p1), (mu2, s2, p2) = sides
     for key in ("extractor", "weights_sha256"):
         if key in p1 and key in p2 and p1[key] != p2[key]:

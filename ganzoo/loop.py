@@ -26,7 +26,7 @@ from ganzoo.plots import class_labels, save_class_grid, save_loss_curves, save_s
 from ganzoo.progress import Progress, ProgressMode
 from ganzoo.runs import RunFolder
 from ganzoo.trainer import Trainer
-from ganzoo.writes import Guarded, guarded
+from ganzoo.writes import Guarded, guarded, quiet_writer_threads
 
 if TYPE_CHECKING:
     from ganzoo.evaluate import Report
@@ -44,6 +44,19 @@ class RunResult:
     checkpoint: Path | None
     interrupted_by: str | None = None
     evaluation: Report | None = None
+    start_step: int = 0
+    run_seconds: float = 0.0
+
+    def summary(self) -> str:
+        """Steps and time of this process and, after a resume, of the whole run, in one line."""
+        done = self.step - self.start_step
+        line = f"{done:,} steps in {self.seconds:.1f} s ({self.images_per_s:,.0f} images/s)"
+        if self.start_step:
+            line = (
+                f"this process {line}, from step {self.start_step:,}; the whole run "
+                f"{self.step:,} steps in {self.run_seconds:.1f} s"
+            )
+        return line
 
 
 class StopRequest:
@@ -83,6 +96,7 @@ class Loop:
         self.progress = Progress(self.train.steps, trainer.step, mode)
         self.last_checkpoint: Path | None = None
         self.checkpoint_step = trainer.step
+        self._started = time.perf_counter()  # set again when training starts
         self.writer = self._tensorboard()
 
     def _tensorboard(self) -> Any:
@@ -104,12 +118,13 @@ class Loop:
         t = self.trainer
         dist = t.dist
         start_step, started = t.step, time.perf_counter()
+        self._started = started
         window_start, window_step = started, t.step
         stop = StopRequest()
         stopping = False
         images_per_s = 0.0
         log_file = self.folder.open_metrics() if self.main else nullcontext()
-        with stop.installed(), log_file as log:
+        with stop.installed(), quiet_writer_threads(), log_file as log:
             try:
                 while t.step < self.train.steps and not stopping:
                     t.train_step()
@@ -118,7 +133,7 @@ class Loop:
                     if logging:
                         now = time.perf_counter()
                         images_per_s = (t.step - window_step) * t.batch_size / (now - window_start)
-                        record = t.flush(now - started)
+                        record = t.flush(t.seconds_before + now - started)
                         if self.main:
                             self._log(log, record, images_per_s)
                         window_start, window_step = now, t.step
@@ -160,6 +175,8 @@ class Loop:
             overall or images_per_s,
             self.last_checkpoint,
             interrupted_by,
+            start_step=start_step,
+            run_seconds=t.seconds_before + seconds,
         )
 
     def _log(self, log: Any, record: dict[str, Any], images_per_s: float) -> None:
@@ -194,8 +211,9 @@ class Loop:
     def _checkpoint(self) -> None:
         t = self.trainer
         t.check_finite()
+        state = t.state_dict(t.seconds_before + time.perf_counter() - self._started)
         if self.main:
             self.last_checkpoint = save_checkpoint(
-                self.folder.checkpoints, t.state_dict(), t.step, self.train.keep_checkpoints
+                self.folder.checkpoints, state, t.step, self.train.keep_checkpoints
             )
         self.checkpoint_step = t.step

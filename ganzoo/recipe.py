@@ -79,6 +79,9 @@ class TrainConfig(_Strict):
         "enough and the dataset offers it).",
     )
     num_workers: int = Field(2, ge=0, description="DataLoader workers for streamed datasets.")
+    threads: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(
+        "auto", description="CPU threads to compute with; auto: see the user guide's Threads."
+    )
     tensorboard: bool = Field(
         True, description="Write TensorBoard event files when the tensorboard package is installed."
     )

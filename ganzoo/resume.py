@@ -23,6 +23,7 @@ RESUMABLE_CHANGES = (
     "train.checkpoint_every",
     "train.keep_checkpoints",
     "train.num_workers",
+    "train.threads",
     "train.tensorboard",
     "train.data_on_device",
     "train.compile",

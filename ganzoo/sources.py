@@ -104,12 +104,28 @@ class GeneratorSamples:
 class FolderSamples:
     """Every image file in a folder (sorted by name), as RGB, at its own size."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, skip_unreadable: bool = False) -> None:
+        """List ``folder``'s images; ``skip_unreadable`` leaves out those that fail to decode.
+
+        Their errors are kept in ``skipped``.
+        """
         self.files = sorted(
             p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
         )
+        self.skipped: list[str] = []
+        if skip_unreadable:
+            readable = []
+            for path in self.files:
+                try:
+                    self._load(path)
+                except DataError as exc:
+                    self.skipped.append(str(exc))
+                else:
+                    readable.append(path)
+            self.files = readable
         if not self.files:
-            raise UsageError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+            kind = "readable image files" if self.skipped else "image files"
+            raise UsageError(f"{folder}: no {kind} ({', '.join(IMAGE_SUFFIXES)})")
         first = self._load(self.files[0])
         self.spec = DataSpec(tuple(first.shape))
         self.labels = None

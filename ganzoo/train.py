@@ -19,7 +19,7 @@ import torch
 
 from ganzoo import distributed
 from ganzoo.api import Dataset
-from ganzoo.build import build_dataset, build_networks, check_networks
+from ganzoo.build import Networks, build_dataset, build_networks, check_networks
 from ganzoo.data import make_feeder
 from ganzoo.device import autocast_device, environment, resolve_device
 from ganzoo.distributed import Distributed
@@ -31,6 +31,7 @@ from ganzoo.paths import data_dir as resolve_data_dir
 from ganzoo.recipe import Recipe, RecipeWarning
 from ganzoo.resume import prepare_recipe, resume_recipe
 from ganzoo.runs import RunFolder
+from ganzoo.threads import ThreadChoice, choose, claim, step_macs
 from ganzoo.trainer import Trainer, uses_labels
 
 
@@ -115,6 +116,7 @@ def _start(
     state = folder.resume_state(options.checkpoint, device) if options.resume else None
     torch.manual_seed(resolved.seed)
     nets = build_networks(resolved, dataset.spec, device)
+    threads = _use_threads(resolved, nets, dist, held)
     labelled = uses_labels(nets)
     feeder = make_feeder(
         dataset, train.batch_size, resolved.seed, device, train.data_on_device,
@@ -126,13 +128,31 @@ def _start(
         assert labels is not None  # make_feeder refused a labelled run without labels
         counts = torch.bincount(labels, minlength=dataset.spec.num_classes)
     trainer = Trainer(resolved, nets, dataset.spec, feeder, device, dist, counts)
-    env = environment(device)
+    env = environment(device) | threads.record()
     if state is not None:
         trainer.load_state_dict(state)
         distributed.from_main(dist, lambda: folder.record_resume(resolved, env, trainer.step))
     else:
         distributed.from_main(dist, lambda: folder.create(resolved, recipe_text, env))
     return folder, trainer, dataset
+
+
+def _use_threads(
+    recipe: Recipe, nets: Networks, dist: Distributed, held: ExitStack
+) -> ThreadChoice:
+    """Compute with ``train.threads`` threads until ``held`` closes; claim them meanwhile."""
+    setting = recipe.train.threads
+    macs = None
+    if setting == "auto":
+        D = nets.discriminator if nets.loss.uses_discriminator else None
+        macs = step_macs(nets.generator, D, recipe.train.batch_size // dist.world)
+    choice = choose(setting, macs, dist.world)
+    held.callback(torch.set_num_threads, torch.get_num_threads())
+    torch.set_num_threads(choice.threads)
+    lock = claim(choice.threads)
+    if lock is not None:
+        held.callback(lock.release)
+    return choice
 
 
 def _evaluate(

@@ -33,6 +33,7 @@ from ganzoo.data import Feeder, shard_slice
 from ganzoo.device import autocast, autocast_device
 from ganzoo.distributed import Distributed
 from ganzoo.errors import CheckpointError, DivergenceError
+from ganzoo.logwindow import LogWindow
 from ganzoo.optim import make_optimizer, set_learning_rate
 from ganzoo.recipe import Recipe, RecipeWarning
 
@@ -100,11 +101,9 @@ class Trainer:
         if train.ema > 0:
             self.ema = copy.deepcopy(self.G).requires_grad_(False).eval()
         self.step = 0
+        self.seconds_before = 0.0  # training time of the processes before a resume
         self.fixed_noise, self.fixed_labels = self._fixed_inputs()
-        self._sums: dict[str, tuple[Tensor, int]] = {}
-        self._run_keys: tuple[str, ...] = ()
-        self._run_sum = torch.zeros(0, device=device)
-        self._run_steps = 0
+        self.log_window = LogWindow(device, dist)
         self._first_bad = torch.full((), -1, dtype=torch.long, device=device)
 
     def _wrap(
@@ -268,23 +267,10 @@ class Trainer:
                 ema_buffer.copy_(buffer)
 
     def _accumulate(self, logs: dict[str, Tensor]) -> None:
-        """Add this step's logged values to the window's sums (device ops only, no sync)."""
-        keys = tuple(logs)
-        values = torch.stack([v.float() for v in logs.values()])
-        if keys != self._run_keys:  # a loss may log other terms on some steps
-            self._fold_run()
-            self._run_keys, self._run_sum, self._run_steps = keys, torch.zeros_like(values), 0
-        self._run_sum += values
-        self._run_steps += 1
+        """Add this step's logged values to the window and watch them for NaN/inf (no sync)."""
+        values = self.log_window.add(logs)
         bad = ~torch.isfinite(values.sum())
         self._first_bad = torch.where(bad & (self._first_bad < 0), self.step, self._first_bad)
-
-    def _fold_run(self) -> None:
-        """Move the sums of the current run of steps with the same log keys into the window."""
-        for i, key in enumerate(self._run_keys):
-            total, steps = self._sums.get(key, (0.0, 0))
-            self._sums[key] = (self._run_sum[i] + total, steps + self._run_steps)
-        self._run_keys = ()
 
     # -- reading the device ---------------------------------------------------------------
     def check_finite(self) -> None:
@@ -305,12 +291,7 @@ class Trainer:
         """The window's mean of every logged value, as a metrics record; starts a new window."""
         self.check_finite()
         record: dict[str, Any] = {"step": self.step, "time": round(seconds, 3)}
-        self._fold_run()
-        means = torch.stack([total / steps for total, steps in self._sums.values()])
-        values = distributed.average_(means, self.dist).tolist()
-        record |= dict(zip(self._sums, values, strict=True))
-        self._sums = {}
-        return record
+        return record | self.log_window.means()
 
     # -- samples and checkpoints ------------------------------------------------------------
     def sampler(self) -> Generator:
@@ -348,8 +329,12 @@ class Trainer:
                 return net(self.fixed_noise).float().cpu()
             return net(self.fixed_noise, self.fixed_labels).float().cpu()
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything a resumed run needs to continue bit for bit."""
+    def state_dict(self, seconds: float = 0.0) -> dict[str, Any]:
+        """Everything a resumed run needs to continue bit for bit.
+
+        ``seconds`` is the run's training time so far, over all its processes. Under torchrun
+        every process must call it (the logging window is averaged over them).
+        """
         return {
             "format": FORMAT,
             "ganzoo": __version__,
@@ -363,6 +348,8 @@ class Trainer:
             "rng": rng_state(),
             "data": self.feeder.state_dict(),
             "class_names": list(self.spec.class_names),
+            "log_window": self.log_window.state_dict(),
+            "seconds": float(seconds),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -378,8 +365,11 @@ class Trainer:
                 self.ema.load_state_dict(state["ema"])
             self.feeder.load_state_dict(state["data"])
             set_rng_state(state["rng"])
+            if state.get("log_window") is not None:  # older checkpoints have none
+                self.log_window.load_state_dict(state["log_window"])
         except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
             raise CheckpointError(
                 f"the checkpoint does not fit this run's networks: {str(exc).splitlines()[0]}"
             ) from None
         self.step = int(state["step"])
+        self.seconds_before = float(state.get("seconds", 0.0))

@@ -20,6 +20,7 @@ import shlex
 import shutil
 import socket
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -186,6 +187,28 @@ class Guarded:
                 return attribute(*args, **kwargs)
 
         return call
+
+
+@contextlib.contextmanager
+def quiet_writer_threads() -> Iterator[None]:
+    """Inside the block, a failed write in TensorBoard's writer thread prints no traceback.
+
+    That thread keeps the error and raises it again at the next call from the training
+    thread, where :class:`Guarded` reports it in one line; Python would also print the
+    thread's traceback, which this hook leaves out. Other threads' errors print as ever.
+    """
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        writer = type(args.thread).__name__ == "_AsyncWriterThread"
+        if not (writer and isinstance(args.exc_value, OSError)):
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
 
 
 # Lock file descriptors this process holds. A forked child (a DataLoader worker) closes its

@@ -247,3 +247,34 @@ def test_fid_names_a_corrupt_image_in_a_folder(pixels_extractor, tmp_path):
         done.stderr.splitlines()[-1]
     ]
     assert done.stdout == ""
+
+
+def test_a_run_asked_to_skip_unreadable_images_leaves_them_out_and_counts_them(tmp_path):
+    write_pngs(tmp_path / "imgs", 15, seed=0)
+    bad = corrupt_png(tmp_path / "imgs")
+    settings = ("train.num_workers=2", "data.skip_unreadable=true")
+    done = run_cli(*image_run(tmp_path / "imgs", tmp_path / "run", *settings))
+    assert done.returncode == 0, done.stderr
+    warning = (
+        f"warning: {tmp_path / 'imgs'}: skipped 1 unreadable of 16 images "
+        f"(data.skip_unreadable); the first: {bad}: cannot read image"
+    )
+    assert any(line.startswith(warning) for line in done.stderr.splitlines()), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_fid_can_skip_unreadable_files_and_says_how_many(pixels_extractor, tmp_path):
+    write_pngs(tmp_path / "a", 5, seed=1)
+    write_pngs(tmp_path / "b", 5, seed=2)
+    bad = corrupt_png(tmp_path / "b")
+    args = ["fid", str(tmp_path / "a"), str(tmp_path / "b"), "--extractor", "pixels"]
+    skipped = run_cli(*args, "--skip-unreadable", "--json")
+    assert skipped.returncode == 0, skipped.stderr
+    assert f"warning: {tmp_path / 'b'}: skipped 1 unreadable image files" in skipped.stderr
+    assert f"the first: {bad}: cannot read image" in skipped.stderr
+    result = json.loads(skipped.stdout)
+    assert result["protocols"][1]["num_images"] == 5
+    assert result["protocols"][1]["skipped_unreadable"] == 1
+    bad.unlink()
+    clean = json.loads(run_cli(*args, "--json").stdout)
+    assert clean["fid"] == result["fid"]  # the same five images either way

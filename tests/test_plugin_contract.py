@@ -79,6 +79,8 @@ class MisfedLoss(PlainLoss):
 '''
 
 NETWORKS = '''
+import torch
+
 from ganzoo.zoo.mlp import MLPDiscriminator, MLPGenerator
 
 
@@ -107,6 +109,14 @@ class WideDiscriminator(MLPDiscriminator):
         return super().forward(x, y)[:, None]
 
 
+class WrongClassesDiscriminator(MLPDiscriminator):
+    """An MLP discriminator whose ACGAN head gives one class logit too many."""
+
+    def classify(self, x):
+        logits = super().classify(x)
+        return torch.cat([logits, logits[:, :1]], 1)
+
+
 class LateDiscriminator(MLPDiscriminator):
     """An MLP discriminator that works on the meta device and raises on real tensors."""
 
@@ -131,6 +141,7 @@ ENTRY_POINTS = {
     "ganzoo.discriminators": {
         "wide": "contract_networks:WideDiscriminator",
         "late": "contract_networks:LateDiscriminator",
+        "wrong-classes": "contract_networks:WrongClassesDiscriminator",
     },
 }  # fmt: skip
 
@@ -364,3 +375,46 @@ def test_the_kit_names_a_network_method_that_raises():
         "(2,), train mode: forward raised IndexError: no such layer"
     )
     assert isinstance(caught.value.__cause__, IndexError)
+
+
+ACGAN_RECIPE = """\
+schema_version = 1
+name = "acgan-contract"
+
+[generator]
+name = "mlp"
+latent_dim = 8
+hidden = [16]
+conditional = true
+
+[discriminator]
+name = "wrong-classes"
+hidden = [16]
+dropout = 0.0
+classifier = true
+
+[loss]
+name = "acgan"
+
+[data]
+name = "mnist"
+split = "train"
+
+[train]
+steps = 2
+batch_size = 16
+"""
+
+
+def test_a_class_head_of_the_wrong_shape_is_named(site, tmp_path):
+    from test_train import write_idx_mnist
+
+    write_idx_mnist(tmp_path / "data")
+    recipe = tmp_path / "acgan.toml"
+    recipe.write_text(ACGAN_RECIPE)
+    with pytest.raises(PluginError) as caught:
+        ganzoo.run(recipe, out=tmp_path / "run", data_dir=tmp_path / "data", progress="none")
+    assert str(caught.value).startswith(
+        "plugin ganzoo-contract 0.1 (discriminator 'wrong-classes'): classify returned class "
+        "logits of shape (16, 11); expected (16, 10)"
+    )

@@ -140,7 +140,14 @@ def _start_and_stop(out: Path, sig: int, overrides: list[str]) -> subprocess.Com
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
 def test_stopped_run_resumes_to_identical_weights(tmp_path, slow_plugin, sig):
-    overrides = [*QUICK, "loss.name=slow-ns", "train.steps=120", "train.ema=0.9"]
+    # logging every 15 steps puts the checkpoint of step 20 (and a signal's) inside a window
+    overrides = [
+        *QUICK,
+        "loss.name=slow-ns",
+        "train.steps=120",
+        "train.ema=0.9",
+        "train.log_every=15",
+    ]
     reference = ganzoo.run(
         "quickstart", overrides=overrides, out=tmp_path / "reference", progress="none"
     )
@@ -155,13 +162,24 @@ def test_stopped_run_resumes_to_identical_weights(tmp_path, slow_plugin, sig):
         step = load_checkpoint(tmp_path / "stopped/checkpoints/last.pt")["step"]
         assert 20 <= step < 120
     newest = sorted((tmp_path / "stopped/checkpoints").glob("step_*.pt"))[-1]
-    assert load_checkpoint(newest)["step"] < 120
+    resumed_from = load_checkpoint(newest)["step"]
+    assert resumed_from < 120
 
     resumed = run_cli("run", "--resume", str(tmp_path / "stopped"))
     assert resumed.returncode == 0, resumed.stderr
     assert_same(weights(reference.checkpoint), weights(tmp_path / "stopped/checkpoints/last.pt"))
     steps = [json.loads(line)["step"] for line in (tmp_path / "stopped/metrics.jsonl").open()]
     assert steps == sorted(set(steps)) and steps[-1] == 120
+    # the logged values equal the uninterrupted run's line for line (timings aside)
+    assert logged_values(tmp_path / "stopped") == logged_values(reference.run_dir)
+    assert f"from step {resumed_from}; the whole run 120 steps in" in resumed.stderr
+
+
+def logged_values(run: Path) -> list[dict[str, object]]:
+    """The records of ``metrics.jsonl`` without their timings."""
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    return [{k: v for k, v in r.items() if k not in ("time", "images_per_s")} for r in records]
 
 
 def test_resume_can_extend_but_not_change_the_recipe(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import errno
+import io
 import os
 import pickle
 import shlex
@@ -38,6 +39,7 @@ from ganzoo.writes import AppendedLines
 INJECT = '''
 """Test-only: make some writes of this process fail (see tests/test_write_errors.py)."""
 import builtins
+import io
 import errno
 import io
 import os
@@ -395,3 +397,68 @@ def test_a_second_run_into_a_running_folder_is_refused_and_a_killed_ones_resumes
     assert resumed.returncode == 0, resumed.stderr
     assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == newest + 20
     assert not (out / ".lock").exists()
+
+
+def test_the_inception_weights_download_writes_through_the_same_path(tmp_path, monkeypatch):
+    import hashlib
+    import re
+
+    from ganzoo.metrics import inception
+
+    source = tmp_path / "published.pth"
+    source.write_bytes(b"inception weights " * 5000)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    monkeypatch.setattr(inception, "WEIGHTS_SHA256_PREFIX", digest[:16])
+    target = tmp_path / "hub" / "checkpoints" / inception.WEIGHTS_FILE
+    real_open = builtins.open
+
+    def full_disk(file, mode="r", *args, **kwargs):
+        if "w" in mode and inception.WEIGHTS_FILE in os.fspath(file):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", full_disk)
+    expected = f"cannot write the Inception weights {target}: no space left on device"
+    with pytest.raises(WriteError, match=re.escape(expected)):
+        inception._download(source.as_uri(), target)
+    assert list(target.parent.iterdir()) == []  # no partial file under any name
+
+    monkeypatch.setattr(builtins, "open", real_open)
+    inception._download(source.as_uri(), target)
+    assert target.read_bytes() == source.read_bytes()
+    monkeypatch.setattr(inception, "WEIGHTS_SHA256_PREFIX", "0" * 16)
+    with pytest.raises(ValueError, match="SHA-256"):
+        inception._download(source.as_uri(), tmp_path / "other.pth")
+    assert not (tmp_path / "other.pth").exists()
+
+
+def test_a_failed_tensorboard_write_is_one_error_in_the_training_thread(tmp_path, monkeypatch):
+    import threading
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    from ganzoo.writes import Guarded, quiet_writer_threads
+
+    real_open = io.open
+
+    def full_disk(file, mode="r", *args, **kwargs):
+        if "tfevents" in os.fsdecode(file) and any(c in mode for c in "wa"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_open(file, mode, *args, **kwargs)
+
+    printed: list[threading.ExceptHookArgs] = []  # what Python would print as tracebacks
+    monkeypatch.setattr(threading, "excepthook", printed.append)
+    folder = tmp_path / "tensorboard"
+    with quiet_writer_threads():
+        writer = Guarded(SummaryWriter(log_dir=str(folder)), folder)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(io, "open", full_disk)
+            with pytest.raises(WriteError, match=f"cannot write {folder}: no space left"):
+                for step in range(10_000):  # the thread fails at its first write; then we hear
+                    writer.add_scalar("loss", 1.0, step)
+                    writer.flush()
+        assert printed == []
+        other = threading.Thread(target=lambda: 1 / 0)  # other threads' errors still print
+        other.start()
+        other.join()
+    assert [type(args.exc_value) for args in printed] == [ZeroDivisionError]

@@ -100,6 +100,14 @@ def fid(
     data_dir: DataDirOption = None,
     inception_weights: WeightsOption = None,
     as_json: JsonOption = False,
+    skip_unreadable: Annotated[
+        bool,
+        typer.Option(
+            "--skip-unreadable",
+            help="Leave out files that are not readable images (counted in a warning) "
+            "instead of stopping at the first.",
+        ),
+    ] = False,
 ) -> None:
     """FID between two folders of images or .npz statistics, as pytorch-fid computes it.
 
@@ -113,6 +121,7 @@ def fid(
     raw, protocols = fid_between(
         path1, path2, extractor=extractor, device=device, batch_size=batch_size,
         data_dir=data_dir, inception_weights=inception_weights, report=report,
+        skip_unreadable=skip_unreadable,
     )  # fmt: skip
     value = clamp_distance(raw)
     if as_json:

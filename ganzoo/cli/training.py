@@ -81,6 +81,12 @@ def run(
             "--nproc", help="Train data-parallel in N processes on this machine (via torchrun)."
         ),
     ] = 1,
+    threads: Annotated[
+        str | None,
+        typer.Option(
+            "--threads", help="CPU threads: a number, or auto (short for --set train.threads=...)."
+        ),
+    ] = None,
 ) -> None:
     """Train a recipe into a run folder (samples, checkpoints, metrics, logs)."""
     from ganzoo.errors import UsageError
@@ -89,6 +95,8 @@ def run(
         raise UsageError(f"--nproc {nproc}: need at least 1 process")
     if nproc > 1:
         raise typer.Exit(_torchrun(nproc))
+    if threads is not None:
+        overrides = [*(overrides or ()), f"train.threads={_thread_value(threads)}"]
     options = RunOptions(
         overrides=tuple(overrides or ()),
         out=out,  # type: ignore[arg-type]  (paths are normalised by RunOptions)
@@ -118,11 +126,21 @@ def run(
         )
         raise typer.Exit(130 if result.interrupted_by == "SIGINT" else 143)
     console_err.print(
-        f"done: {result.step} steps in {result.seconds:.1f} s "
-        f"({result.images_per_s:,.0f} images/s); run folder: {result.run_dir}",
+        f"done: {result.summary()}; run folder: {result.run_dir}",
         markup=False,
         soft_wrap=True,
     )
+
+
+def _thread_value(threads: str) -> str:
+    """``--threads`` as the TOML value of ``train.threads``."""
+    from ganzoo.errors import UsageError
+
+    if threads == "auto":
+        return '"auto"'
+    if threads.isdigit() and int(threads) > 0:
+        return threads
+    raise UsageError(f"--threads {threads}: give a number of threads (1 or more) or auto")
 
 
 def _torchrun(nproc: int) -> int:

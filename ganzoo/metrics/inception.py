@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -31,6 +30,7 @@ from torchvision.models import inception as tv_inception
 from ganzoo.api import Extractor, ExtractorRequest, Params
 from ganzoo.errors import DataError
 from ganzoo.progress import ReportTo, track
+from ganzoo.writes import write_bytes
 
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = (
@@ -155,23 +155,25 @@ def find_weights(
 
 
 def _download(url: str, target: Path, report: ReportTo = None) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        urllib.request.urlopen(url, timeout=60) as response,
-        tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp,
-    ):
+    """Fetch ``url`` into memory, check its SHA-256, then write it as ``target``.
+
+    Raises:
+        WriteError: the file cannot be written (its own message: path and reason).
+        ValueError: the download's SHA-256 is not the published one.
+    """
+    data = bytearray()
+    with urllib.request.urlopen(url, timeout=60) as response:
         size = int(response.headers.get("Content-Length") or 0)
         intro = f"downloading the FID Inception weights once, from {url} into {target.parent}"
         with track(
             report, "downloading the Inception weights", math.ceil(size / 2**20), "MiB", intro
         ) as task:
             for block in iter(lambda: response.read(2**20), b""):
-                tmp.write(block)
+                data += block
                 task.advance()
-    if not sha256_of(Path(tmp.name)).startswith(WEIGHTS_SHA256_PREFIX):
-        os.unlink(tmp.name)
+    if not hashlib.sha256(data).hexdigest().startswith(WEIGHTS_SHA256_PREFIX):
         raise ValueError(f"the downloaded file's SHA-256 does not start {WEIGHTS_SHA256_PREFIX}")
-    os.replace(tmp.name, target)
+    write_bytes(target, data, "the Inception weights")
 
 
 class InceptionExtractor(nn.Module, Extractor):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal
@@ -40,6 +41,12 @@ class ImageFolder(Dataset):
         in_memory: bool = Field(
             False, description="Decode every image once and keep the set in memory."
         )
+        skip_unreadable: bool = Field(
+            False,
+            description="Decode every file once at the start and leave out those that are not "
+            "readable images, with a warning that counts them; false: such a file stops the "
+            "run with one line naming it.",
+        )
         num_classes: int = Field(
             0,
             ge=0,
@@ -62,6 +69,31 @@ class ImageFolder(Dataset):
                 + (" (sub-folders included)" if params.recursive else "")
             )
         self._cache: Tensor | None = None
+        if params.skip_unreadable:
+            self._leave_out_unreadable()
+
+    def _leave_out_unreadable(self) -> None:
+        """Decode every file once; drop those that fail, with a warning that counts them."""
+        keep, errors = [], []
+        for index in range(len(self.files)):
+            try:
+                self[index]
+            except DataError as exc:
+                errors.append(str(exc))
+            else:
+                keep.append(index)
+        if not errors:
+            return
+        if not keep:
+            raise DataError(f"{self.root}: none of the {len(self.files):,} images is readable")
+        warnings.warn(
+            f"{self.root}: skipped {len(errors):,} unreadable of {len(self.files):,} images "
+            f"(data.skip_unreadable); the first: {errors[0]}",
+            stacklevel=2,
+        )
+        self.files = [self.files[i] for i in keep]
+        if self._labels is not None:
+            self._labels = self._labels[keep]
 
     def _images_in(self, folder: Path, endings: tuple[str, ...]) -> list[Path]:
         pattern = "**/*" if self.params.recursive else "*"
