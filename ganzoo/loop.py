@@ -25,6 +25,7 @@ from ganzoo.errors import DivergenceError
 from ganzoo.plots import class_labels, save_class_grid, save_loss_curves, save_samples
 from ganzoo.progress import Progress, ProgressMode
 from ganzoo.runs import RunFolder
+from ganzoo.threads import ThreadBudget
 from ganzoo.trainer import Trainer
 from ganzoo.writes import Guarded, guarded, quiet_writer_threads
 
@@ -88,9 +89,15 @@ class Loop:
     """Runs the trainer to the recipe's step count, writing the run folder as it goes."""
 
     def __init__(
-        self, trainer: Trainer, folder: RunFolder, dataset: Dataset, mode: ProgressMode
+        self,
+        trainer: Trainer,
+        folder: RunFolder,
+        dataset: Dataset,
+        mode: ProgressMode,
+        threads: ThreadBudget | None = None,
     ) -> None:
         self.trainer, self.folder, self.dataset = trainer, folder, dataset
+        self.threads = threads
         self.train = trainer.recipe.train
         self.main = trainer.dist.is_main
         self.progress = Progress(self.train.steps, trainer.step, mode)
@@ -137,6 +144,8 @@ class Loop:
                         if self.main:
                             self._log(log, record, images_per_s)
                         window_start, window_step = now, t.step
+                        if self.threads is not None:
+                            self.threads.adjust()  # other runs may have come or gone
                     if t.step % self.train.sample_every == 0 and self.main:
                         self._samples()
                     if t.step % self.train.checkpoint_every == 0:

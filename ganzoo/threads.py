@@ -46,6 +46,7 @@ class ThreadChoice:
     threads: int
     setting: str
     reason: str
+    shared: bool = False  # the count follows what other runs claim
 
     def record(self) -> dict[str, object]:
         """The choice as ``env.json`` keeps it."""
@@ -134,14 +135,14 @@ def choose(
     setting: int | str,
     macs: int | None,
     world: int = 1,
-    others: int | None = None,
+    others: int = 0,
     available: int | None = None,
 ) -> ThreadChoice:
     """The thread count for ``setting`` (a number, or ``"auto"``), as the module describes.
 
     ``macs`` is a step's forward multiply-adds (None: unknown, treated as large), ``world``
-    the torchrun process count, ``others`` the threads other runs claim (default: looked up),
-    ``available`` the cores (default: this process's).
+    the torchrun process count, ``others`` the threads other runs claim, ``available`` the
+    cores (default: this process's).
     """
     if setting != "auto":
         return ThreadChoice(int(setting), str(setting), "train.threads")
@@ -153,7 +154,58 @@ def choose(
     available = available or cores()
     if world > 1:
         return ThreadChoice(max(1, available // world), "auto", f"{available} cores / {world}")
-    others = claimed_by_others() if others is None else others
     free = max(1, available - others)
     why = f"{available} cores" + (f", {others} claimed by other ganzoo runs" if others else "")
-    return ThreadChoice(free, "auto", why)
+    return ThreadChoice(free, "auto", why, shared=True)
+
+
+class ThreadBudget:
+    """The threads a run computes with, claimed for other runs to see, until :meth:`close`.
+
+    A run starts by claiming what it would take alone, then looks at the others' claims, so
+    that of two runs started at once each sees the other. Where ``auto`` shares the cores
+    (a large step), :meth:`adjust` follows the claims as runs come and go: a run alone takes
+    every core, two side by side take half each. ``close`` gives the claim up and restores
+    the process's thread count.
+    """
+
+    def __init__(
+        self, setting: int | str, macs: int | None, world: int = 1, folder: Path | None = None
+    ) -> None:
+        self.setting, self.macs, self.world = setting, macs, world
+        self.folder = folder or claims_folder()
+        self._previous = torch.get_num_threads()
+        self._lock: WriterLock | None = None
+        self.choice = choose(setting, macs, world)
+        self._claim(self.choice.threads)
+        if self.choice.shared:
+            self.choice = choose(setting, macs, world, claimed_by_others(self.folder))
+        self._apply(self.choice)
+
+    def _claim(self, threads: int) -> None:
+        if self._lock is not None:
+            self._lock.release()
+        self._lock = claim(threads, self.folder)
+
+    def _apply(self, choice: ThreadChoice) -> None:
+        torch.set_num_threads(choice.threads)
+        if self._lock is None or not self._lock.path.name.endswith(f"-{choice.threads}.lock"):
+            self._claim(choice.threads)
+        self.choice = choice
+
+    def adjust(self) -> bool:
+        """Follow the other runs' claims where ``auto`` shares the cores; True on a change."""
+        if not self.choice.shared:
+            return False
+        choice = choose(self.setting, self.macs, self.world, claimed_by_others(self.folder))
+        if choice.threads == self.choice.threads:
+            return False
+        self._apply(choice)
+        return True
+
+    def close(self) -> None:
+        """Give the claim up and restore the thread count the process had before."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        torch.set_num_threads(self._previous)

@@ -23,7 +23,7 @@ from ganzoo.build import Networks, build_dataset, build_networks, check_networks
 from ganzoo.data import make_feeder
 from ganzoo.device import autocast_device, environment, resolve_device
 from ganzoo.distributed import Distributed
-from ganzoo.errors import UsageError
+from ganzoo.errors import FolderInUseError, UsageError
 from ganzoo.evaluate import Report, evaluate_generator
 from ganzoo.loop import Loop, RunResult
 from ganzoo.options import EvalOptions, RunOptions, with_settings
@@ -31,7 +31,7 @@ from ganzoo.paths import data_dir as resolve_data_dir
 from ganzoo.recipe import Recipe, RecipeWarning
 from ganzoo.resume import prepare_recipe, resume_recipe
 from ganzoo.runs import RunFolder
-from ganzoo.threads import ThreadChoice, choose, claim, step_macs
+from ganzoo.threads import ThreadBudget, step_macs
 from ganzoo.trainer import Trainer, uses_labels
 
 
@@ -54,8 +54,9 @@ def run(
     own_group = distributed.start(dist, device)
     with ExitStack() as held:  # the run folder's lock
         try:
-            folder, trainer, dataset = _start(recipe, options, device, dist, held)
-            loop = Loop(trainer, folder, dataset, options.progress if dist.is_main else "none")
+            folder, trainer, dataset, threads = _start(recipe, options, device, dist, held)
+            mode = options.progress if dist.is_main else "none"
+            loop = Loop(trainer, folder, dataset, mode, threads)
             with folder.keeping():
                 result = loop.run()
         except BaseException:
@@ -64,19 +65,43 @@ def run(
             raise
         if own_group:
             distributed.finish()
+        threads.close()  # scores computed as `ganzoo eval` computes them, on its threads
         if result.interrupted_by is None and trainer.recipe.shell.eval.metrics and dist.is_main:
             with folder.keeping():
                 result.evaluation = _evaluate(trainer, folder, dataset, options, loop.progress)
     return result
 
 
-def _lock(folder: RunFolder, new: bool, held: ExitStack, dist: Distributed) -> None:
-    """Lock the run folder until ``held`` closes; on rank 0 only, so that ranks never clash."""
+def _lock(folder: RunFolder, held: ExitStack, dist: Distributed) -> None:
+    """Lock a resumed run's folder until ``held`` closes (on rank 0 only: ranks never clash)."""
 
     def take() -> None:
-        held.enter_context(folder.lock(new))
+        held.enter_context(folder.lock())
 
     distributed.from_main(dist, take)
+
+
+def _lock_new(
+    folder: RunFolder, name: str, out: Path | None, held: ExitStack, dist: Distributed
+) -> RunFolder:
+    """Lock a new run's folder until ``held`` closes (on rank 0); return the folder.
+
+    A default-named folder that another run took meanwhile (two runs started in the same
+    second) gives way to the next free name; a folder given as ``out`` does not.
+    """
+
+    def take() -> RunFolder:
+        candidate = folder
+        while True:
+            try:
+                held.enter_context(candidate.lock(new=True))
+                return candidate
+            except (FolderInUseError, UsageError):
+                if out is not None:
+                    raise
+                candidate = RunFolder.new(name)
+
+    return distributed.from_main(dist, take)
 
 
 def _start(
@@ -85,11 +110,14 @@ def _start(
     device: torch.device,
     dist: Distributed,
     held: ExitStack,
-) -> tuple[RunFolder, Trainer, Dataset]:
-    """The run folder (locked into ``held``), the trainer (restored on resume), the dataset."""
+) -> tuple[RunFolder, Trainer, Dataset, ThreadBudget]:
+    """The run folder, trainer (restored on resume), dataset and thread budget of a run.
+
+    The folder's lock and the threads' claim are entered into ``held``.
+    """
     if options.resume is not None:
         folder = RunFolder.open(options.resume)
-        _lock(folder, False, held, dist)
+        _lock(folder, held, dist)
         resolved = resume_recipe(folder, recipe, options.overrides)
         recipe_text = None
     else:
@@ -112,7 +140,7 @@ def _start(
         )
     dataset = build_dataset(resolved, resolve_data_dir(options.data_dir), options.download)
     if options.resume is None:  # locked only now, so that a failure before leaves no folder
-        _lock(folder, True, held, dist)
+        folder = _lock_new(folder, resolved.name, options.out, held, dist)
     state = folder.resume_state(options.checkpoint, device) if options.resume else None
     torch.manual_seed(resolved.seed)
     nets = build_networks(resolved, dataset.spec, device)
@@ -128,31 +156,27 @@ def _start(
         assert labels is not None  # make_feeder refused a labelled run without labels
         counts = torch.bincount(labels, minlength=dataset.spec.num_classes)
     trainer = Trainer(resolved, nets, dataset.spec, feeder, device, dist, counts)
-    env = environment(device) | threads.record()
+    env = environment(device) | threads.choice.record()
     if state is not None:
         trainer.load_state_dict(state)
         distributed.from_main(dist, lambda: folder.record_resume(resolved, env, trainer.step))
     else:
         distributed.from_main(dist, lambda: folder.create(resolved, recipe_text, env))
-    return folder, trainer, dataset
+    return folder, trainer, dataset, threads
 
 
 def _use_threads(
     recipe: Recipe, nets: Networks, dist: Distributed, held: ExitStack
-) -> ThreadChoice:
-    """Compute with ``train.threads`` threads until ``held`` closes; claim them meanwhile."""
+) -> ThreadBudget:
+    """Compute with ``train.threads`` threads, claimed for other runs, until ``held`` closes."""
     setting = recipe.train.threads
     macs = None
     if setting == "auto":
         D = nets.discriminator if nets.loss.uses_discriminator else None
         macs = step_macs(nets.generator, D, recipe.train.batch_size // dist.world)
-    choice = choose(setting, macs, dist.world)
-    held.callback(torch.set_num_threads, torch.get_num_threads())
-    torch.set_num_threads(choice.threads)
-    lock = claim(choice.threads)
-    if lock is not None:
-        held.callback(lock.release)
-    return choice
+    budget = ThreadBudget(setting, macs, dist.world)
+    held.callback(budget.close)
+    return budget
 
 
 def _evaluate(

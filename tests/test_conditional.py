@@ -108,6 +108,20 @@ def test_projection_term_by_hand(seed_zero):
     torch.testing.assert_close(two - zero, 3 * features[:, 0].sum((1, 2)))
 
 
+def test_projection_and_class_head_share_the_features(seed_zero):
+    params = DCGANDiscriminator.Params(base_channels=4, conditional=True, classifier=True)
+    d = DCGANDiscriminator(params, SPEC).eval()
+    x = torch.rand(3, 1, 28, 28) * 2 - 1
+    y = torch.tensor([0, 4, 9])
+    with torch.no_grad():
+        features = d.net[:-1](x)
+        logits, classes = d(x, y), d.classify(x)
+        expected = d.net[-1](features).view(-1) + (d.projection(y) * features.flatten(1)).sum(1)
+    torch.testing.assert_close(logits, expected)
+    assert classes.shape == (3, 10)
+    torch.testing.assert_close(classes, d.classes(features).flatten(1))
+
+
 class FirstColumn(Discriminator):
     """A discriminator whose logit is a sample's first value and class logits the next three."""
 

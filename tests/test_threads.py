@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -76,6 +77,44 @@ def test_a_claim_counts_while_its_process_lives_and_not_after_sigkill(tmp_path):
         holder.wait()
     assert threads.claimed_by_others(folder) == 0
     assert list(folder.iterdir()) == []  # the dead run's claim file is gone
+
+
+def test_a_budget_follows_the_claims_of_other_runs(tmp_path, no_omp, monkeypatch):
+    monkeypatch.setattr(threads, "cores", lambda: 4)
+    folder = tmp_path / "claims"
+    before = torch.get_num_threads()
+    budget = threads.ThreadBudget("auto", None, folder=folder)
+    holder = None
+    try:
+        assert budget.choice.threads == 4 and torch.get_num_threads() == 4
+        assert [p.name for p in folder.iterdir()] == [f"{os.getpid()}-4.lock"]
+        assert not budget.adjust()
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD, str(folder), "3"], stdout=subprocess.PIPE, text=True
+        )
+        assert holder.stdout is not None and holder.stdout.readline() == "claimed\n"
+        assert budget.adjust() and budget.choice.threads == 1 and torch.get_num_threads() == 1
+        assert "3 claimed by other ganzoo runs" in budget.choice.reason
+        names = sorted(p.name for p in folder.iterdir())
+        assert names == sorted([f"{os.getpid()}-1.lock", f"{holder.pid}-3.lock"])
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        assert budget.adjust() and budget.choice.threads == 4 and torch.get_num_threads() == 4
+    finally:
+        if holder is not None and holder.poll() is None:
+            holder.kill()
+        budget.close()
+    assert torch.get_num_threads() == before
+    assert list(folder.iterdir()) == []
+
+
+def test_a_small_step_keeps_its_one_thread_whatever_the_others_do(tmp_path, no_omp):
+    budget = threads.ThreadBudget("auto", macs=1000, folder=tmp_path / "claims")
+    try:
+        assert budget.choice.threads == 1 and not budget.choice.shared
+        assert not budget.adjust()
+    finally:
+        budget.close()
 
 
 def test_step_macs_counts_the_forward_passes_and_changes_nothing():

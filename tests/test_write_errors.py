@@ -462,3 +462,31 @@ def test_a_failed_tensorboard_write_is_one_error_in_the_training_thread(tmp_path
         other.start()
         other.join()
     assert [type(args.exc_value) for args in printed] == [ZeroDivisionError]
+
+
+def test_a_default_run_folder_taken_meanwhile_gives_way_to_the_next_name(tmp_path, monkeypatch):
+    from ganzoo.writes import WriterLock
+
+    monkeypatch.chdir(tmp_path)
+    real_new = RunFolder.new.__func__
+    held: list[WriterLock] = []
+
+    def racing_new(cls, name, out=None):
+        folder = real_new(cls, name, out)
+        if not held:  # another run takes this name between the choice and the lock
+            folder.root.mkdir(parents=True)
+            lock = WriterLock.try_acquire(folder.lock_file)
+            assert lock is not None
+            held.append(lock)
+            racing_new.taken = folder.root
+        return folder
+
+    monkeypatch.setattr(RunFolder, "new", classmethod(racing_new))
+    try:
+        result = ganzoo.run("quickstart", overrides=["train.steps=20"], progress="none")
+    finally:
+        held[0].release()
+    assert result.run_dir != racing_new.taken
+    assert result.run_dir.parent == racing_new.taken.parent
+    assert (result.run_dir / "checkpoints" / "last.pt").is_file()
+    assert list(racing_new.taken.iterdir()) == []  # the other run's folder was not touched

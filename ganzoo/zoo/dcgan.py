@@ -125,7 +125,8 @@ class DCGANDiscriminator(Discriminator):
         classifier: bool = Field(
             False,
             description="An auxiliary classifier head beside the logit (ACGAN, Odena et al. "
-            "2017), for the acgan loss; needs labelled data and conditional = false.",
+            "2017), for the acgan loss; needs labelled data. With conditional = true the "
+            "projection logit and the head share the features.",
         )
 
     def __init__(self, params: Params, spec: DataSpec) -> None:
@@ -150,11 +151,6 @@ class DCGANDiscriminator(Discriminator):
             self.num_classes = spec.require_classes("discriminator.conditional")
             self.projection = nn.Embedding(self.num_classes, width * last_side**2)
         if params.classifier:
-            if params.conditional:
-                raise ComponentConfigError(
-                    "classifier = true needs conditional = false (ACGAN's discriminator judges "
-                    "the image alone)"
-                )
             classes = spec.require_classes("discriminator.classifier")
             self.classes = nn.Conv2d(width, classes, last_side, 1, 0)
             self.classifies = True
