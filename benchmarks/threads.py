@@ -26,8 +26,8 @@ from pathlib import Path
 
 CASES = {
     # name: (recipe, overrides, steps)
-    "quickstart": ("quickstart", [], 1500),
-    "mlp": ("vanilla_mnist", ["data.split=test"], 1500),
+    "quickstart": ("quickstart", [], 2000),
+    "mlp": ("vanilla_mnist", ["data.split=test"], 600),
     "dcgan": ("dcgan_mnist", ["data.split=test"], 200),
 }
 

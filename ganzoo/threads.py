@@ -1,10 +1,10 @@
 """How many CPU threads a run computes with: ``train.threads``, and what ``auto`` picks.
 
-PyTorch's default, one thread per core, loses twice. A small network's step is too short to
-share out: the threads spend longer meeting than working (the quickstart's MLP runs several
-times faster on one thread). And two runs that each take every core spin against each other
-(two quickstarts side by side fell from thousands of images/s to a few hundred each). So
-``auto`` picks, in this order:
+PyTorch's default, one thread per core, loses where two runs each take every core: they
+spin against each other (two quickstarts side by side fell from tens of thousands of
+images/s to under 20,000 each on 2 cores). And a small step is too short to share out: the
+quickstart's MLP at batch 32 or 64 runs as fast on one thread as on two, so a second thread
+only takes a core from other work. So ``auto`` picks, in this order:
 
 1. the count in ``OMP_NUM_THREADS``, when that is set: the user chose it;
 2. one thread when a training step is small, under :data:`SMALL_STEP` multiply-adds (the
@@ -34,9 +34,10 @@ from torch import nn
 
 from ganzoo.writes import WriterLock
 
-# Forward multiply-adds of G and D over one batch under which a step runs fastest on one
-# thread (benchmarks/threads.py measures where two threads start to pay).
-SMALL_STEP = 1_000_000_000
+# Forward multiply-adds of G and D over one batch under which a second thread does not pay
+# (on 2 cores: the quickstart at batch 64, 4.5 million, runs as fast on one thread as on two;
+# at its batch of 256, 18 million, 5-10% faster on two; benchmarks/threads.py).
+SMALL_STEP = 10_000_000
 
 
 @dataclass(frozen=True)

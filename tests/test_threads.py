@@ -152,7 +152,12 @@ def test_threads_option_is_recorded_and_the_library_restores_the_count(tmp_path,
     assert "threads = 2" in (tmp_path / "a/resolved.toml").read_text()
 
     before = torch.get_num_threads()
-    ganzoo.run("quickstart", out=tmp_path / "b", progress="none", overrides=["train.steps=20"])
+    ganzoo.run(
+        "quickstart",
+        out=tmp_path / "b",
+        progress="none",
+        overrides=["train.steps=20", "train.batch_size=64"],
+    )
     assert torch.get_num_threads() == before
     env = json.loads((tmp_path / "b/env.json").read_text())
     assert (env["threads"], env["threads_setting"]) == (1, "auto")
