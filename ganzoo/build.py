@@ -7,7 +7,15 @@ from pathlib import Path
 
 import torch
 
-from ganzoo.api import Dataset, DataSpec, Discriminator, Generator, LabelledDiscriminator, Loss
+from ganzoo.api import (
+    Augmentation,
+    Dataset,
+    DataSpec,
+    Discriminator,
+    Generator,
+    LabelledDiscriminator,
+    Loss,
+)
 from ganzoo.contract import Provider, blame, blaming, describe, loss_problem, watch
 from ganzoo.errors import ComponentConfigError, RecipeError
 from ganzoo.recipe import Recipe
@@ -15,11 +23,16 @@ from ganzoo.recipe import Recipe
 
 @dataclass
 class Networks:
-    """The generator, the discriminator (None for a loss that uses none) and the loss."""
+    """The networks and the loss of a run.
+
+    ``discriminator`` is None for a loss that uses none, ``augmentation`` (applied before the
+    discriminator) None without an ``[augment]`` section.
+    """
 
     generator: Generator
     discriminator: Discriminator | None
     loss: Loss
+    augmentation: Augmentation | None = None
 
 
 def data_spec(recipe: Recipe) -> DataSpec:
@@ -52,7 +65,7 @@ def build_networks(recipe: Recipe, spec: DataSpec, device: torch.device | str) -
     """
     built: dict[str, object] = {}
     with torch.device(device), blaming():
-        for section in ("generator", "discriminator", "loss"):
+        for section in ("generator", "discriminator", "loss", "augment"):
             resolved = recipe.components.get(section)
             if resolved is None:
                 continue
@@ -71,8 +84,12 @@ def build_networks(recipe: Recipe, spec: DataSpec, device: torch.device | str) -
                     raise
                 line = f"{recipe.source}: {section}: {resolved.name}: cannot be built: "
                 raise RecipeError([line + _first_line(exc)]) from exc
-    discriminator = built.get("discriminator")
-    return Networks(built["generator"], discriminator, built["loss"])  # type: ignore[arg-type]
+    return Networks(
+        built["generator"],  # type: ignore[arg-type]
+        built.get("discriminator"),  # type: ignore[arg-type]
+        built["loss"],  # type: ignore[arg-type]
+        built.get("augment"),  # type: ignore[arg-type]
+    )
 
 
 def check_networks(recipe: Recipe) -> None:
@@ -145,11 +162,25 @@ def _check_networks(recipe: Recipe) -> None:
                 f"{tuple(fake.shape[1:])}, the data has {spec.shape}"
             )
         elif nets.discriminator is not None:
+            if nets.augmentation is not None:
+                fake = _check_augmentation(nets.augmentation, fake, recipe)
             problems += _check_discriminator(nets.discriminator, fake, labels, recipe)
         if not problems and nets.loss.uses_labels and nets.discriminator is not None:
             problems += _check_label_loss(nets, fake, labels, recipe)
     if problems:
         raise RecipeError([f"{recipe.source}: {p}" for p in problems])
+
+
+def _check_augmentation(
+    augmentation: Augmentation, fake: torch.Tensor, recipe: Recipe
+) -> torch.Tensor:
+    """A batch through the augmentation (as the trainer applies it, p = 1)."""
+    try:
+        with torch.device(fake.device):  # a plugin's draws without a device land there too
+            return augmentation(fake, torch.ones((), device=fake.device))
+    except (ComponentConfigError, RuntimeError) as exc:
+        line = f"{recipe.source}: augment: {recipe.components['augment'].name}: {_first_line(exc)}"
+        raise blame(exc) or RecipeError([line]) from exc
 
 
 def _label_problems(nets: Networks, recipe: Recipe, spec: DataSpec) -> list[str]:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ganzoo.api import DataSpec, Generator, LossOutput
+from ganzoo.api import Augmentation, DataSpec, Generator, LossOutput
 from ganzoo.errors import GanzooError, PluginError
 from ganzoo.registry import BUILTIN_DIST, Entry, entry_of, normalize_dist_name
 
@@ -190,14 +190,14 @@ class OutputCheck:
 
 
 def watch(net: nn.Module, entry: Entry, spec: DataSpec) -> None:
-    """Check every output of a plugin's generator or discriminator ``net`` (a forward hook).
+    """Check every output of a plugin's network or augmentation ``net`` (a forward hook).
 
     ganzoo's own networks are left alone: they are tested, and their steps stay hook-free.
     """
     provider = Provider.of(entry)
     if provider.builtin:
         return
-    if isinstance(net, Generator):
+    if isinstance(net, Generator | Augmentation):
         net.register_forward_hook(OutputCheck(provider, spec.shape))
         return
     pack = getattr(getattr(net, "params", None), "pack", 1)

@@ -42,6 +42,7 @@ from ganzoo.sources import (
     TrackedSamples,
     conditioning_labels,
 )
+from ganzoo.subset import subset_size
 
 
 @dataclass
@@ -145,6 +146,13 @@ def evaluate_generator(
         "seed": seed,
         "ganzoo": __version__,
     }
+    subset = recipe.shell.data.subset
+    if subset is not None:
+        n = len(dataset)
+        result.protocol["trained_on"] = (
+            f"data.subset = {subset}: {subset_size(subset, n)} of the {n} reference samples, "
+            f"seed {recipe.seed}"
+        )
     if labels is not None:
         result.protocol["labels"] = (
             f"{recipe.train.fake_labels} over {spec.num_classes} classes, seed {seed} + 1"

@@ -12,147 +12,50 @@ import tomllib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 
 from ganzoo.errors import PluginError, RecipeError, UnknownComponentError, did_you_mean
 from ganzoo.overrides import apply_overrides, settle_unquoted, unquoted_paths
 from ganzoo.recipe_errors import ErrorReport
 from ganzoo.registry import Entry, registry
+from ganzoo.sections import (
+    RESERVED_KEYS,
+    SCHEMA_VERSION,
+    EvalConfig,
+    OptimizerConfig,
+    RecipeShell,
+    TrainConfig,
+)
 
-SCHEMA_VERSION = 1
+__all__ = [
+    "COMPONENT_SECTIONS",
+    "SCHEMA_VERSION",
+    "EvalConfig",
+    "OptimizerConfig",
+    "Recipe",
+    "RecipeShell",
+    "RecipeWarning",
+    "ResolvedComponent",
+    "TrainConfig",
+    "find_recipe",
+    "installed_recipes",
+    "load_recipe",
+    "recipe_from_dict",
+]
+
 COMPONENT_SECTIONS = {
     "generator": "generators",
     "discriminator": "discriminators",
     "loss": "losses",
     "data": "datasets",
+    "augment": "augmentations",
 }
-UnitFloat = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
 class RecipeWarning(UserWarning):
     """A recipe holds something that has no effect."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class OptimizerConfig(_Strict):
-    """An optimiser for one network (defaults: Adam, lr 2e-4, betas (0.5, 0.999))."""
-
-    name: Literal["adam", "adamw", "rmsprop"] = Field("adam", description="The optimiser.")
-    lr: float = Field(2e-4, gt=0, description="Learning rate.")
-    betas: tuple[UnitFloat, UnitFloat] = Field(
-        (0.5, 0.999), description="Adam/AdamW moment decay rates."
-    )
-    weight_decay: float = Field(0.0, ge=0, description="Weight decay (decoupled for AdamW).")
-    schedule: Literal["constant", "linear", "cosine"] = Field(
-        "constant",
-        description="Learning-rate schedule over train.steps: constant, or a linear or cosine "
-        "decay to zero.",
-    )
-
-
-class TrainConfig(_Strict):
-    """The ``[train]`` section: the training loop's settings."""
-
-    steps: int = Field(10_000, gt=0, description="Generator updates to train for.")
-    batch_size: int = Field(64, gt=0, description="Samples per batch, real and generated.")
-    d_steps: int | None = Field(
-        None, gt=0, description="Discriminator updates per generator update; unset: the loss's."
-    )
-    generator_optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    discriminator_optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    ema: UnitFloat = Field(
-        0.0, description="Decay of an exponential moving average of G's weights; 0 is off."
-    )
-    log_every: int = Field(100, gt=0, description="Steps between metric lines.")
-    sample_every: int = Field(1000, gt=0, description="Steps between sample grids.")
-    checkpoint_every: int = Field(1000, gt=0, description="Steps between checkpoints.")
-    keep_checkpoints: int = Field(3, ge=1, description="Numbered checkpoints kept besides last.")
-    num_samples: int = Field(64, gt=0, description="Size of the fixed-noise sample grid.")
-    data_on_device: Literal["auto", "always", "never"] = Field(
-        "auto",
-        description="Hold the whole dataset on the training device (auto: when it is small "
-        "enough and the dataset offers it).",
-    )
-    num_workers: int = Field(2, ge=0, description="DataLoader workers for streamed datasets.")
-    threads: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(
-        "auto", description="CPU threads to compute with; auto: see the user guide's Threads."
-    )
-    tensorboard: bool = Field(
-        True, description="Write TensorBoard event files when the tensorboard package is installed."
-    )
-    compile: bool = Field(
-        False, description="torch.compile the networks (the first steps are slow while compiling)."
-    )
-    amp: bool = Field(
-        False,
-        description="bf16 autocast for the forward passes on CUDA and on CPUs with native bf16 "
-        "(AMX, AVX512-BF16); ignored with a warning elsewhere.",
-    )
-    channels_last: bool = Field(
-        False, description="Keep convolutional networks and image batches in channels-last layout."
-    )
-    fake_labels: Literal["uniform", "data"] = Field(
-        "uniform",
-        description="Labels of the fakes in a labelled (conditional) run: uniform over the "
-        "classes, or drawn as often as each class is in the data.",
-    )
-
-
-class EvalConfig(_Strict):
-    """The ``[eval]`` section: metrics computed at the end of training."""
-
-    metrics: list[str] = Field(
-        [], description="Metric names from the metrics registry; empty: no evaluation."
-    )
-    num_samples: int = Field(10_000, gt=0, description="Generated samples to score.")
-    batch_size: int = Field(250, gt=0, description="Batch size for sampling and features.")
-    extractor: str = Field(
-        "auto",
-        description="Feature extractor: an installed one, NAME[:ARGUMENT] (inception-v3, "
-        "classifier[:DATASET]: ganzoo list extractors), or auto (Inception when its weights are "
-        "available, else the dataset's classifier).",
-    )
-    seed: int = Field(0, description="Seed of the generated samples and of KID's subsets.")
-    params: dict[str, dict[str, Any]] = Field(
-        {},
-        description="Parameters of the metrics, by metric name: [eval.params.kid] subsets = 50.",
-    )
-
-
-class ComponentSection(BaseModel):
-    """A component section: ``name`` picks the component, the other keys are its Params."""
-
-    model_config = ConfigDict(extra="allow")
-    name: str
-
-
-class RecipeShell(_Strict):
-    """The top level of a recipe."""
-
-    schema_version: int = Field(
-        description=f"Recipe format version; this ganzoo reads {SCHEMA_VERSION}."
-    )
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Run name.")
-    seed: int = Field(0, description="Seed of every random choice of the run.")
-    description: str = Field("", description="Free text.")
-    generator: ComponentSection
-    discriminator: ComponentSection | None = None
-    loss: ComponentSection
-    data: ComponentSection
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
-
-    @field_validator("schema_version")
-    @classmethod
-    def _known_version(cls, value: int) -> int:
-        if value != SCHEMA_VERSION:
-            raise ValueError(f"this ganzoo reads schema_version {SCHEMA_VERSION}, not {value}")
-        return value
 
 
 @dataclass(frozen=True)
@@ -199,7 +102,9 @@ class Recipe:
         data.pop("discriminator", None)
         for section, resolved in self.components.items():
             params = resolved.params.model_dump(mode="json", exclude_none=True)
-            data[section] = {"name": resolved.name, **params}
+            own = getattr(self.shell, section).model_dump(mode="json", exclude_none=True)
+            reserved = {k: own[k] for k in RESERVED_KEYS.get(section, ()) if k in own}
+            data[section] = {"name": resolved.name, **reserved, **params}
         order = ["schema_version", "name", "seed", "description", *COMPONENT_SECTIONS, "train"]
         ordered = {k: data[k] for k in order if k in data}
         ordered.update(data)
@@ -311,7 +216,9 @@ def recipe_from_dict(
 
 def _in_component(keys: tuple[str, ...]) -> bool:
     """Whether ``keys`` is a parameter of a component section (known once it is resolved)."""
-    return keys[0] in COMPONENT_SECTIONS and len(keys) > 1 and keys[1] != "name"
+    if keys[0] not in COMPONENT_SECTIONS or len(keys) < 2:
+        return False
+    return keys[1] != "name" and keys[1] not in RESERVED_KEYS.get(keys[0], ())
 
 
 def _in_metric_params(keys: tuple[str, ...]) -> bool:
@@ -338,7 +245,8 @@ def _resolve_component(
         raise PluginError(f"{errors.where(section + '.name')}: {section}.name: {exc}") from None
     for keys in unquoted:
         settle_unquoted(data, keys, component.Params, 1, errors)
-    params = {k: v for k, v in raw.items() if k != "name"}
+    ours = ("name", *RESERVED_KEYS.get(section, ()))
+    params = {k: v for k, v in raw.items() if k not in ours}
     try:
         validated = component.Params.model_validate(params)
     except ValidationError as exc:
@@ -394,3 +302,9 @@ def _check_discriminator(
             stacklevel=3,
         )
         del components["discriminator"]
+    if "augment" in components and not loss.component.uses_discriminator:
+        errors.add(
+            "augment",
+            f"an augmentation is applied before the discriminator, and loss {loss.name!r} uses "
+            "none; remove [augment]",
+        )

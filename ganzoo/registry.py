@@ -1,6 +1,7 @@
 """Component registries filled from Python entry points, one per kind.
 
-Each kind (generators, discriminators, losses, datasets, metrics, extractors, recipes) reads the
+Each kind (generators, discriminators, losses, datasets, metrics, extractors, augmentations,
+recipes) reads the
 entry-point group ``ganzoo.<kind>``. Discovery reads package metadata only; a component's
 summary is read from its module's source text without running it; the class itself is imported
 on first use. A recipe entry names a TOML file in a package (``name = "package:file.toml"``),
@@ -59,6 +60,7 @@ KINDS: dict[str, Kind] = {
         Kind("datasets", "dataset", "Dataset"),
         Kind("metrics", "metric", "Metric"),
         Kind("extractors", "extractor", "Extractor"),
+        Kind("augmentations", "augmentation", "Augmentation"),
         Kind("recipes", "recipe", ""),
     )
 }

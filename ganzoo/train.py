@@ -31,6 +31,7 @@ from ganzoo.paths import data_dir as resolve_data_dir
 from ganzoo.recipe import Recipe, RecipeWarning
 from ganzoo.resume import prepare_recipe, resume_recipe
 from ganzoo.runs import RunFolder
+from ganzoo.subset import training_set
 from ganzoo.threads import ThreadBudget, step_macs
 from ganzoo.trainer import Trainer, uses_labels
 
@@ -139,6 +140,7 @@ def _start(
             stacklevel=3,
         )
     dataset = build_dataset(resolved, resolve_data_dir(options.data_dir), options.download)
+    training = training_set(dataset, resolved)
     if options.resume is None:  # locked only now, so that a failure before leaves no folder
         folder = _lock_new(folder, resolved.name, options.out, held, dist)
     state = folder.resume_state(options.checkpoint, device) if options.resume else None
@@ -147,12 +149,12 @@ def _start(
     threads = _use_threads(resolved, nets, dist, held)
     labelled = uses_labels(nets)
     feeder = make_feeder(
-        dataset, train.batch_size, resolved.seed, device, train.data_on_device,
+        training, train.batch_size, resolved.seed, device, train.data_on_device,
         train.num_workers, dist.shard, labels=labelled,
     )  # fmt: skip
     counts = None
     if labelled and train.fake_labels == "data":
-        labels = dataset.labels()
+        labels = training.labels()
         assert labels is not None  # make_feeder refused a labelled run without labels
         counts = torch.bincount(labels, minlength=dataset.spec.num_classes)
     trainer = Trainer(resolved, nets, dataset.spec, feeder, device, dist, counts)

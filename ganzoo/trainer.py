@@ -8,8 +8,9 @@ discriminator bound to both (:class:`~ganzoo.api.LabelledDiscriminator`). Nothin
 in a step waits for the device: logged values are summed on the device and read every
 ``log_every`` steps, and a NaN/inf is traced to its step without a host sync. What the loss
 returns is checked against the contract by type and shape alone (:mod:`ganzoo.contract`), and
-an exception from inside a plugin's component is reported as that plugin's failure. The loop
-that drives the trainer and writes the run folder is :mod:`ganzoo.train`.
+an exception from inside a plugin's component is reported as that plugin's failure. With an
+``[augment]`` section every discriminator call sees augmented batches (:mod:`ganzoo.augment`).
+The loop that drives the trainer and writes the run folder is :mod:`ganzoo.train`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ganzoo import __version__, distributed
 from ganzoo.api import Batch, DataSpec, Generator, LabelledDiscriminator
+from ganzoo.augment import Augmenter
 from ganzoo.build import Networks
 from ganzoo.checkpoint import FORMAT, rng_state, set_rng_state
 from ganzoo.contract import Provider, blame, describe, loss_terms
@@ -90,6 +92,11 @@ class Trainer:
                 stacklevel=2,
             )
         self.G_train, self.D_train, self.D_for_g = self._wrap(train.compile, compile_d)
+        self.augmenter = None
+        if nets.augmentation is not None and self.D is not None:
+            section = recipe.shell.augment
+            assert section is not None
+            self.augmenter = Augmenter(nets.augmentation, section, self.batch_size, device, dist)
         self.d_steps = train.d_steps or self.loss.default_d_steps
         self.g_opt = make_optimizer(list(self.G.parameters()), train.generator_optimizer)
         self.d_opt = (
@@ -176,9 +183,11 @@ class Trainer:
         return self.G_train(z, labels)
 
     def _bound(
-        self, D: nn.Module, real: Batch, fake: Tensor, fake_labels: Tensor | None
+        self, D: nn.Module, real: Batch, fake: Tensor, fake_labels: Tensor | None, d_step: bool
     ) -> nn.Module:
-        """``D`` bound to the step's labels in a labelled run; ``D`` itself otherwise."""
+        """``D`` behind the augmentation, bound to the step's labels in a labelled run."""
+        if self.augmenter is not None:
+            D = self.augmenter.wrap(D, real.samples if d_step else None)
         if real.labels is None or fake_labels is None:
             return D
         return LabelledDiscriminator(D, real.labels, fake, fake_labels)
@@ -225,7 +234,7 @@ class Trainer:
                     else:
                         with torch.no_grad():
                             fake_for_d = self._generate(z, fake_labels)
-                    D = self._bound(self.D_train, real, fake_for_d, fake_labels)
+                    D = self._bound(self.D_train, real, fake_for_d, fake_labels, True)
                     out = self.loss.discriminator_loss(D, real.samples, fake_for_d)
                 value, d_logs = loss_terms(
                     out, self.loss_by, "discriminator_loss", "the discriminator"
@@ -233,6 +242,8 @@ class Trainer:
                 self.d_opt.zero_grad(set_to_none=True)
                 value.backward()
                 self.d_opt.step()
+                if self.augmenter is not None:
+                    self.augmenter.discriminator_updated()
             logs["d_loss"] = value.detach()
             logs |= {k: v.detach() for k, v in d_logs.items()}
             self.D.requires_grad_(False)
@@ -244,7 +255,7 @@ class Trainer:
         with autocast(self.amp):
             D_for_g = self.D_for_g
             if D_for_g is not None:
-                D_for_g = self._bound(D_for_g, real, fake, fake_labels)
+                D_for_g = self._bound(D_for_g, real, fake, fake_labels, False)
             out_g = self.loss.generator_loss(D_for_g, real.samples, fake)
         g_value, g_logs = loss_terms(out_g, self.loss_by, "generator_loss", "the generator")
         self.g_opt.zero_grad(set_to_none=True)
@@ -252,6 +263,8 @@ class Trainer:
         self.g_opt.step()
         logs["g_loss"] = g_value.detach()
         logs |= {k: v.detach() for k, v in g_logs.items() if k not in logs}
+        if self.augmenter is not None:
+            logs |= self.augmenter.logs()
         if self.ema is not None:
             self._update_ema()
         self.step += 1
@@ -349,6 +362,7 @@ class Trainer:
             "data": self.feeder.state_dict(),
             "class_names": list(self.spec.class_names),
             "log_window": self.log_window.state_dict(),
+            "augment": self.augmenter.state_dict() if self.augmenter is not None else None,
             "seconds": float(seconds),
         }
 
@@ -367,6 +381,8 @@ class Trainer:
             set_rng_state(state["rng"])
             if state.get("log_window") is not None:  # older checkpoints have none
                 self.log_window.load_state_dict(state["log_window"])
+            if self.augmenter is not None:
+                self.augmenter.load_state_dict(state["augment"])
         except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
             raise CheckpointError(
                 f"the checkpoint does not fit this run's networks: {str(exc).splitlines()[0]}"

@@ -24,6 +24,7 @@ from ganzoo.errors import DataError
 from ganzoo.registry import registry
 from ganzoo.testing import (
     ConformanceError,
+    check_augmentation,
     check_component,
     check_dataset,
     check_discriminator,
@@ -31,6 +32,7 @@ from ganzoo.testing import (
     check_loss,
     check_metric,
 )
+from ganzoo.zoo.diffaugment import DiffAugment
 from ganzoo.zoo.losses import HingeLoss, NonSaturatingLoss
 from ganzoo.zoo.mixtures import Ring
 from ganzoo.zoo.mlp import MLPDiscriminator, MLPGenerator
@@ -77,7 +79,8 @@ def dataset_options(name: str, cls: type, root: Path) -> dict:
 
 
 BUILTINS = [
-    (kind, entry.name) for kind in ("generators", "discriminators", "losses", "datasets", "metrics")
+    (kind, entry.name)
+    for kind in ("generators", "discriminators", "losses", "datasets", "metrics", "augmentations")
     for entry in registry(kind) if entry.builtin
 ]  # fmt: skip
 
@@ -240,6 +243,29 @@ class DictMetric(Metric):
         return {"score": 1.0}
 
 
+class AlwaysOn(DiffAugment):
+    """DiffAugment that ignores p."""
+
+    def forward(self, x, p):
+        return super().forward(x, torch.ones_like(p))
+
+
+class Unseeded(DiffAugment):
+    """DiffAugment that draws from its own unseeded generator."""
+
+    def forward(self, x, p):
+        own = torch.Generator()
+        own.seed()  # from the operating system's randomness
+        return super().forward(x, p) + p * torch.rand(1, generator=own)
+
+
+class Cut(DiffAugment):
+    """DiffAugment that cuts its output off from its input."""
+
+    def forward(self, x, p):
+        return super().forward(x.detach(), p)
+
+
 BROKEN = [
     (check_generator, ShortGenerator, {"specs": POINTS}, "output shape (4, 1), not (4, 2)"),
     (check_generator, LoudGenerator, {"specs": [DataSpec((1, 28, 28))]},
@@ -259,6 +285,9 @@ BROKEN = [
     (check_dataset, IntegerPoints, {}, "items are torch.int64"),
     (check_dataset, MissingFiles, {}, "needs data files; pass data_dir="),
     (check_metric, DictMetric, {}, "compute returns dict, not ganzoo.api.MetricResult"),
+    (check_augmentation, AlwaysOn, {}, "on (1, 28, 28): p = 0 changes the batch"),
+    (check_augmentation, Cut, {}, "on (1, 28, 28): no gradient reaches the input"),
+    (check_augmentation, Unseeded, {}, "on (1, 28, 28): two calls under one seed differ"),
 ]  # fmt: skip
 
 

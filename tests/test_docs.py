@@ -104,9 +104,12 @@ def test_the_plugin_guide_examples_conform(monkeypatch):
     for block in _python_blocks("plugins.md", "## Writing a component"):
         namespace: dict = {"__name__": "plugin_guide_example"}
         exec(compile(block, "plugins.md", "exec"), namespace)
-        bases = (api.Generator, api.Discriminator, api.Loss, api.Dataset, api.Metric, api.Extractor)
+        bases = (
+            api.Generator, api.Discriminator, api.Loss, api.Dataset, api.Metric, api.Extractor,
+            api.Augmentation,
+        )  # fmt: skip
         for value in list(namespace.values()):
             if isinstance(value, type) and issubclass(value, bases) and value not in bases:
                 check_component(value)
                 checked.append(value.__name__)
-    assert {"PairedRelativisticLoss", "Spiral", "RandomProjection"} <= set(checked)
+    assert {"PairedRelativisticLoss", "Spiral", "RandomProjection", "Flip"} <= set(checked)

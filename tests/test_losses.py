@@ -528,3 +528,29 @@ def test_judge_calls_a_batch_norm_discriminator_once_per_batch():
     # each batch normalised with its own statistics, as two separate calls do
     torch.testing.assert_close(real_logits, D.inner(real))
     torch.testing.assert_close(fake_logits, D.inner(fake))
+
+
+class Squares(nn.Module):
+    """D(x) = |x|^2 per sample, so that |grad D(x)|^2 = 4 |x|^2."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.square().sum(1)
+
+
+@pytest.mark.parametrize("name", ["minimax", "non-saturating", "hinge", "least-squares"])
+def test_r1_and_r2_penalties_add_gamma_half_the_mean_squared_gradient(name):
+    cls = LOSS_CLASSES[name]
+    real = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])  # 4|x|^2: 4, 16 -> mean 10
+    fake = torch.tensor([[0.0, 0.0, 3.0], [1.0, 1.0, 1.0]])  # 4|x|^2: 36, 12 -> mean 24
+    plain = cls(cls.Params()).discriminator_loss(Squares(), real, fake)
+    penalised = cls(cls.Params(r1_gamma=2.0, r2_gamma=0.5))
+    assert penalised.differentiates_gradients
+    assert not cls(cls.Params()).differentiates_gradients
+    out = penalised.discriminator_loss(Squares(), real, fake)
+    assert out.value.item() == pytest.approx(plain.value.item() + 0.5 * 2.0 * 10 + 0.5 * 0.5 * 24)
+    assert out.logs["r1"].item() == pytest.approx(10.0)
+    assert out.logs["r2"].item() == pytest.approx(24.0)
+    assert "r1" not in plain.logs and "r2" not in plain.logs
+    only_r2 = cls(cls.Params(r2_gamma=1.0)).discriminator_loss(Squares(), real, fake)
+    assert set(only_r2.logs) - set(plain.logs) == {"r2"}
+    assert only_r2.value.item() == pytest.approx(plain.value.item() + 12.0)

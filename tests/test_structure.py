@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ganzoo"
 # Modules that everything may import: they import no module that trains, evaluates or samples.
 GROUND_FLOOR = {
     "ganzoo.api",
+    "ganzoo.api.augmentation",
     "ganzoo.api.components",
     "ganzoo.api.evaluation",
     "ganzoo.errors",

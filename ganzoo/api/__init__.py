@@ -10,12 +10,13 @@ in 0..255, which ganzoo maps to floats in [-1, 1] (:func:`to_model_space`) befor
 a discriminator, a loss or a metric; floating-point samples (such as 2-D points) are used as
 they are. Generators produce model-space samples directly.
 
-The classes live in :mod:`ganzoo.api.components` and :mod:`ganzoo.api.evaluation`; import
-them from here.
+The classes live in :mod:`ganzoo.api.components`, :mod:`ganzoo.api.augmentation` and
+:mod:`ganzoo.api.evaluation`; import them from here.
 """
 
 from __future__ import annotations
 
+from ganzoo.api.augmentation import Augmentation, AugmentedDiscriminator
 from ganzoo.api.components import (
     EXAMPLE_SPECS,
     Batch,
@@ -47,6 +48,8 @@ from ganzoo.errors import ComponentConfigError
 
 __all__ = [
     "EXAMPLE_SPECS",
+    "Augmentation",
+    "AugmentedDiscriminator",
     "Batch",
     "Component",
     "ComponentConfigError",

@@ -247,7 +247,9 @@ class LabelledDiscriminator(nn.Module):
                 "the discriminator has no classifier head (the zoo's discriminators get one "
                 "with classifier = true)"
             )
-        return self._inner.classify(x)
+        # an AugmentedDiscriminator (or the network itself) classifies what it judges
+        outer = getattr(self.discriminator, "classify", None)
+        return outer(x) if outer is not None else self._inner.classify(x)
 
 
 def judge(D: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:

@@ -26,8 +26,8 @@ def list_components(
     kind: Annotated[
         str | None,
         typer.Argument(
-            help="generators, discriminators, losses, datasets, metrics, extractors or recipes; "
-            "all if unset.",
+            help="generators, discriminators, losses, datasets, metrics, extractors, "
+            "augmentations or recipes; all if unset.",
             autocompletion=complete_kind,
         ),
     ] = None,

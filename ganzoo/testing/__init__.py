@@ -19,7 +19,8 @@ docstring, a ``Params`` model derived from :class:`ganzoo.api.Params`) and what 
 of its parameters (every one described, defaults that construct, a round trip through
 ``resolved.toml``), then exercises the component: networks on each data spec they support,
 losses on a small MLP generator and discriminator, datasets on their data folder, feature
-extractors on a batch of images; :func:`check_recipe` validates a recipe file. A failure
+extractors on a batch of images, augmentations on a batch of each spec they support;
+:func:`check_recipe` validates a recipe file. A failure
 raises :class:`ConformanceError` naming the class and the problem; an exception raised inside
 a component's method is one too, naming the method (the exception is its cause). What a loss
 returns is held to what training accepts (:mod:`ganzoo.contract`). Everything runs on the
@@ -32,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ganzoo import api
+from ganzoo.testing.augmentations import check_augmentation
 from ganzoo.testing.base import ConformanceError, name_of
 from ganzoo.testing.datasets import check_dataset
 from ganzoo.testing.losses import check_loss
@@ -41,6 +43,7 @@ from ganzoo.testing.recipes import check_recipe
 
 __all__ = [
     "ConformanceError",
+    "check_augmentation",
     "check_component",
     "check_dataset",
     "check_discriminator",
@@ -58,6 +61,7 @@ _CHECKS: tuple[tuple[type, Callable[..., None]], ...] = (
     (api.Dataset, check_dataset),
     (api.Metric, check_metric),
     (api.Extractor, check_extractor),
+    (api.Augmentation, check_augmentation),
 )
 
 

@@ -12,17 +12,24 @@ Koyama 2018); the discriminator's ``conditional`` adds the projection term ``<em
 to its logit, ``h`` the last feature map that the logit's convolution reads, flattened
 (projection discriminator, Miyato and Koyama 2018: ``psi(h) + <embed(y), h>``, with DCGAN's
 ``h``); its ``classifier`` adds ACGAN's auxiliary class head (Odena et al. 2017).
+
+SAGAN switches (Zhang et al. 2019): ``attention`` inserts a self-attention block after the
+hidden layer whose feature maps have that side, and ``spectral_norm`` puts spectral norm on
+every convolution (the discriminator's projection embedding included), the attention block's
+too; SAGAN has both in its generator and discriminator.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 from ganzoo.api import DataSpec, Discriminator, Generator, Params
 from ganzoo.errors import ComponentConfigError
+from ganzoo.zoo.attention import SelfAttention2d, spectral_normalise
 from ganzoo.zoo.conditioning import ConditionalBatchNorm2d, labels_given
 
 # image size -> (side of the first feature map, number of stride-2 up/down-sampling steps)
@@ -37,6 +44,27 @@ def _layout(spec: DataSpec, what: str) -> tuple[int, int]:
             f"the data gives samples of shape {spec.shape}"
         )
     return _LAYOUTS[spec.shape[1]]
+
+
+def _attention_side(attention: int | None, sides: list[int], what: str) -> int | None:
+    """``attention`` when it is one of the ``sides`` of the network's hidden feature maps."""
+    if attention is not None and attention not in sides:
+        size = 2 * max(sides)
+        raise ComponentConfigError(
+            f"attention = {attention} is not the side of one of the {what}'s hidden feature "
+            f"maps at {size} px; choose one of {', '.join(map(str, sorted(sides)))}"
+        )
+    return attention
+
+
+def _attention_field(role: str) -> Any:
+    return Field(
+        None,
+        gt=0,
+        description=f"Side of the {role}'s hidden feature maps after which a self-attention "
+        "block comes (SAGAN, Zhang et al. 2019): 7 or 14 at 28 px; 4, 8 or 16 at 32 px; 4, "
+        "8, 16 or 32 at 64 px. Unset: no attention block.",
+    )
 
 
 def init_dcgan_weights(module: nn.Module) -> None:
@@ -68,6 +96,12 @@ class DCGANGenerator(Generator):
             description="Condition on the class label through conditional batch norm (a "
             "per-class scale and shift); needs batch_norm and labelled data.",
         )
+        attention: int | None = _attention_field("generator")
+        spectral_norm: bool = Field(
+            False,
+            description="Spectral norm on every convolution (the attention block's too), as in "
+            "SAGAN's generator.",
+        )
 
     def __init__(self, params: Params, spec: DataSpec) -> None:
         super().__init__(params, spec)
@@ -77,14 +111,22 @@ class DCGANGenerator(Generator):
                 raise ComponentConfigError("conditional = true needs batch_norm = true")
             self.num_classes = spec.require_classes("generator.conditional")
         self.latent_dim = params.latent_dim
+        sides = [first_side * 2**i for i in range(steps)]
+        attend = _attention_side(params.attention, sides, "generator")
         width = params.base_channels * 2 ** (steps - 1)
         layers = self._block(params.latent_dim, width, first_side, 1, 0)
-        for _ in range(steps - 1):
+        for side in sides[1:]:
+            if side // 2 == attend:
+                layers.append(SelfAttention2d(width))
             layers += self._block(width, width // 2, 4, 2, 1)
             width //= 2
+        if sides[-1] == attend:
+            layers.append(SelfAttention2d(width))
         layers += [nn.ConvTranspose2d(width, spec.channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.apply(init_dcgan_weights)
+        if params.spectral_norm:
+            spectral_normalise(self)
 
     def _block(self, c_in: int, c_out: int, kernel: int, stride: int, pad: int) -> list[nn.Module]:
         norm = self.params.batch_norm
@@ -128,16 +170,26 @@ class DCGANDiscriminator(Discriminator):
             "2017), for the acgan loss; needs labelled data. With conditional = true the "
             "projection logit and the head share the features.",
         )
+        attention: int | None = _attention_field("discriminator")
+        spectral_norm: bool = Field(
+            False,
+            description="Spectral norm on every convolution (the attention block's too) and on "
+            "the projection embedding, as in SAGAN's discriminator.",
+        )
 
     def __init__(self, params: Params, spec: DataSpec) -> None:
         super().__init__(params, spec)
         last_side, steps = _layout(spec, "the dcgan discriminator")
+        sides = [last_side * 2**i for i in reversed(range(steps))]
+        attend = _attention_side(params.attention, sides, "discriminator")
         width = params.base_channels
         layers: list[nn.Module] = [
             nn.Conv2d(spec.channels, width, 4, 2, 1),
             nn.LeakyReLU(params.negative_slope, True),
         ]
-        for _ in range(steps - 1):
+        for side in sides[1:]:
+            if side * 2 == attend:
+                layers.append(SelfAttention2d(width))
             norm = params.batch_norm
             layers += [
                 nn.Conv2d(width, width * 2, 4, 2, 1, bias=not norm),
@@ -145,6 +197,8 @@ class DCGANDiscriminator(Discriminator):
                 nn.LeakyReLU(params.negative_slope, True),
             ]
             width *= 2
+        if last_side == attend:
+            layers.append(SelfAttention2d(width))
         layers.append(nn.Conv2d(width, 1, last_side, 1, 0))
         self.net = nn.Sequential(*layers)
         if params.conditional:
@@ -157,6 +211,10 @@ class DCGANDiscriminator(Discriminator):
         self.apply(init_dcgan_weights)
         if self.num_classes:
             nn.init.normal_(self.projection.weight, 0.0, 0.02)  # as the logit's convolution
+        if params.spectral_norm:
+            spectral_normalise(self)
+            if self.num_classes:
+                spectral_norm(self.projection)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Map images (N, C, H, W), and labels ``y`` when conditional, to logits (N,)."""

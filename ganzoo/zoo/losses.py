@@ -19,10 +19,61 @@ from ganzoo.errors import ComponentConfigError, PluginError, UnknownComponentErr
 from ganzoo.registry import registry
 
 
-class _CrossEntropyLoss(Loss):
+class PenaltyParams(Params):
+    """The gradient penalties every built-in adversarial loss takes (off by default)."""
+
+    r1_gamma: float = Field(
+        0.0,
+        ge=0,
+        description="Weight gamma of the R1 penalty gamma/2 * E|grad D(x)|^2 on real data "
+        "(Mescheder et al. 2018); 0 is off.",
+    )
+    r2_gamma: float = Field(
+        0.0,
+        ge=0,
+        description="Weight gamma of the R2 penalty gamma/2 * E|grad D(G(z))|^2 on generated "
+        "data (Mescheder et al. 2018, as StudioGAN applies it); 0 is off.",
+    )
+
+
+class _PenalisedLoss(Loss):
+    """A discriminator loss with the optional R1 and R2 penalties of :class:`PenaltyParams`."""
+
+    Params = PenaltyParams
+
+    @property
+    def differentiates_gradients(self) -> bool:
+        """Whether R1 or R2 is on: they differentiate D's gradient."""
+        return self.params.r1_gamma > 0 or self.params.r2_gamma > 0
+
+    def _judge(
+        self, D: nn.Module, real: Tensor, fake: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor | float, dict[str, Tensor]]:
+        """Logits of the real and fake batch, the penalty to add, and its logged terms."""
+        r1, r2 = self.params.r1_gamma, self.params.r2_gamma
+        if r1 > 0:
+            real = real.detach().requires_grad_(True)
+        if r2 > 0:
+            fake = fake.detach().requires_grad_(True)
+        real_logits, fake_logits = judge(D, real, fake)
+        penalty: Tensor | float = 0.0
+        logs: dict[str, Tensor] = {}
+        for name, gamma, x, logits in (
+            ("r1", r1, real, real_logits),
+            ("r2", r2, fake, fake_logits),
+        ):
+            if gamma > 0:
+                (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+                term = grad.square().reshape(len(grad), -1).sum(1).mean()
+                penalty = penalty + 0.5 * gamma * term
+                logs[name] = term.detach()
+        return real_logits, fake_logits, penalty, logs
+
+
+class _CrossEntropyLoss(_PenalisedLoss):
     """Shared discriminator side of the binary cross-entropy losses."""
 
-    class Params(Params):
+    class Params(PenaltyParams):
         """Parameters of a binary cross-entropy GAN loss."""
 
         label_smoothing: float = Field(
@@ -32,37 +83,18 @@ class _CrossEntropyLoss(Loss):
             description="One-sided label smoothing: real targets become 1 - label_smoothing "
             "(Salimans et al. 2016).",
         )
-        r1_gamma: float = Field(
-            0.0,
-            ge=0,
-            description="Weight gamma of the R1 penalty gamma/2 * E|grad D(x)|^2 on real data "
-            "(Mescheder et al. 2018); 0 is off.",
-        )
-
-    @property
-    def differentiates_gradients(self) -> bool:
-        """Whether R1 is on: it differentiates D's gradient on real data."""
-        return self.params.r1_gamma > 0
 
     def discriminator_loss(self, D: nn.Module, real: Tensor, fake: Tensor) -> LossOutput:
-        """-log D(x) - log(1 - D(G(z))), with optionally smoothed real targets and R1."""
-        gamma = self.params.r1_gamma
-        if gamma > 0:
-            real = real.detach().requires_grad_(True)
-        real_logits, fake_logits = judge(D, real, fake)
+        """-log D(x) - log(1 - D(G(z))), with optionally smoothed real targets, R1 and R2."""
+        real_logits, fake_logits, penalty, penalty_logs = self._judge(D, real, fake)
         target = 1.0 - self.params.label_smoothing
         real_term = target * F.softplus(-real_logits) + (1.0 - target) * F.softplus(real_logits)
-        value = real_term.mean() + F.softplus(fake_logits).mean()
+        value = real_term.mean() + F.softplus(fake_logits).mean() + penalty
         logs = {
             "d_real": torch.sigmoid(real_logits.detach()).mean(),
             "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
         }
-        if gamma > 0:
-            (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-            r1 = grad.square().reshape(len(grad), -1).sum(1).mean()
-            value = value + 0.5 * gamma * r1
-            logs["r1"] = r1.detach()
-        return LossOutput(value, logs)
+        return LossOutput(value, logs | penalty_logs)
 
 
 class MinimaxLoss(_CrossEntropyLoss):
@@ -83,19 +115,18 @@ class NonSaturatingLoss(_CrossEntropyLoss):
         return LossOutput(F.softplus(-D(fake)).mean())
 
 
-class HingeLoss(Loss):
+class HingeLoss(_PenalisedLoss):
     """The hinge GAN loss (Lim and Ye 2017; Miyato et al. 2018)."""
 
-    class Params(Params):
-        """The hinge loss has no parameters."""
+    class Params(PenaltyParams):
+        """Parameters of the hinge loss: its optional gradient penalties."""
 
     def discriminator_loss(self, D: nn.Module, real: Tensor, fake: Tensor) -> LossOutput:
-        """mean(relu(1 - D(x))) + mean(relu(1 + D(G(z))))."""
-        real_logits, fake_logits = judge(D, real, fake)
-        value = F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
-        return LossOutput(
-            value, {"d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
-        )
+        """mean(relu(1 - D(x))) + mean(relu(1 + D(G(z)))), plus R1 and R2 when on."""
+        real_logits, fake_logits, penalty, penalty_logs = self._judge(D, real, fake)
+        value = F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean() + penalty
+        logs = {"d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+        return LossOutput(value, logs | penalty_logs)
 
     def generator_loss(self, D: nn.Module | None, real: Tensor, fake: Tensor) -> LossOutput:
         """-mean(D(G(z)))."""
@@ -103,11 +134,11 @@ class HingeLoss(Loss):
         return LossOutput(-D(fake).mean())
 
 
-class LeastSquaresLoss(Loss):
+class LeastSquaresLoss(_PenalisedLoss):
     """The least-squares GAN loss (LSGAN, Mao et al. 2017)."""
 
-    class Params(Params):
-        """Targets of the least-squares loss (the paper's a-b-c coding)."""
+    class Params(PenaltyParams):
+        """Targets of the least-squares loss (the paper's a-b-c coding) and its penalties."""
 
         fake_target: float = Field(0.0, description="a: the discriminator's target for fakes.")
         real_target: float = Field(1.0, description="b: the discriminator's target for reals.")
@@ -116,16 +147,16 @@ class LeastSquaresLoss(Loss):
         )
 
     def discriminator_loss(self, D: nn.Module, real: Tensor, fake: Tensor) -> LossOutput:
-        """0.5 mean((D(x) - b)^2) + 0.5 mean((D(G(z)) - a)^2)."""
-        real_logits, fake_logits = judge(D, real, fake)
+        """0.5 mean((D(x) - b)^2) + 0.5 mean((D(G(z)) - a)^2), plus R1 and R2 when on."""
+        real_logits, fake_logits, penalty, penalty_logs = self._judge(D, real, fake)
         p = self.params
         value = (
             0.5 * (real_logits - p.real_target).square().mean()
             + 0.5 * (fake_logits - p.fake_target).square().mean()
+            + penalty
         )
-        return LossOutput(
-            value, {"d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
-        )
+        logs = {"d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+        return LossOutput(value, logs | penalty_logs)
 
     def generator_loss(self, D: nn.Module | None, real: Tensor, fake: Tensor) -> LossOutput:
         """0.5 mean((D(G(z)) - c)^2)."""
