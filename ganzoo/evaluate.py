@@ -149,7 +149,7 @@ def evaluate_generator(
     subset = recipe.shell.data.subset
     if subset is not None:
         n = len(dataset)
-        result.protocol["trained_on"] = (
+        result.protocol["train_subset"] = (
             f"data.subset = {subset}: {subset_size(subset, n)} of the {n} reference samples, "
             f"seed {recipe.seed}"
         )

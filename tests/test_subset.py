@@ -89,10 +89,10 @@ def test_a_run_on_a_subset_records_it_and_scores_against_all_the_data(tmp_path):
     result = ganzoo.run("quickstart", overrides=overrides, out=tmp_path / "run", progress="none")
     assert "subset = 0.05" in (result.run_dir / "resolved.toml").read_text()
     protocol = json.loads((result.run_dir / "eval.json").read_text())["protocol"]
-    assert protocol["trained_on"] == (
+    assert protocol["train_subset"] == (
         "data.subset = 0.05: 5000 of the 100000 reference samples, seed 0"
     )
     assert protocol["num_reference"] == 100_000
     again = run_cli("eval", str(result.run_dir), "--json")
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)[0]["protocol"]["trained_on"] == protocol["trained_on"]
+    assert json.loads(again.stdout)[0]["protocol"]["train_subset"] == protocol["train_subset"]
