@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import run_cli, shared_data_dir
+from conftest import REPO, run_cli, shared_data_dir
+from PIL import Image
 from test_train import sets
 from torch import nn
 from torch.nn.utils import parametrize
@@ -573,3 +574,33 @@ def test_sngan_recipe_runs_on_mnist_through_the_cli(tmp_path):
     G = build(SNGANGenerator, DataSpec((1, 28, 28)), base_channels=16, latent_dim=16)
     G.load_state_dict(state["generator"])
     assert (out / "samples" / "step_00000004.png").is_file()
+
+
+def test_sngan_cifar10_trains_two_steps_on_a_generated_folder(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = torch.Generator().manual_seed(0)
+    for i in range(16):
+        pixels = torch.randint(0, 256, (32, 32, 3), generator=rng, dtype=torch.uint8)
+        Image.fromarray(pixels.numpy()).save(folder / f"{i:02d}.png")
+    text = (REPO / "recipes" / "sngan_cifar10.toml").read_text()
+    cifar = '[data]\nname = "cifar10"\nsplit = "train"\n'
+    assert cifar in text
+    images = f'[data]\nname = "image-folder"\npath = "{folder}"\nsize = 32\nchannels = 3\n'
+    recipe = tmp_path / "sngan_folder.toml"
+    recipe.write_text(text.replace(cifar, images))
+    out = tmp_path / "run"
+    result = run_cli(
+        "run", str(recipe), "--out", str(out), "--progress", "none",
+        *sets("train.steps=2", "train.batch_size=8", "eval.metrics=[]"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    state = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert state["step"] == 2
+    assert state["discriminator_optimizer"]["param_groups"][0]["betas"] == (0.0, 0.9)
+    resolved = (out / "resolved.toml").read_text()
+    assert "d_steps = 5" in resolved and 'name = "sngan"' in resolved
+    # five discriminator updates per generator update: Adam's step count says so
+    d_steps = {int(s["step"]) for s in state["discriminator_optimizer"]["state"].values()}
+    g_steps = {int(s["step"]) for s in state["generator_optimizer"]["state"].values()}
+    assert d_steps == {10} and g_steps == {2}
