@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -37,6 +39,21 @@ def run_cli(
         cwd=cwd or REPO,
         timeout=timeout,
     )
+
+
+def kill_at_checkpoint(args: list[str], checkpoint: Path, timeout: float = 120) -> None:
+    """Start ``ganzoo ARGS``, SIGKILL it as soon as ``checkpoint`` exists, and let it end."""
+    process = subprocess.Popen(
+        [GANZOO, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env={**os.environ, "NO_COLOR": "1"},
+    )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while not checkpoint.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
 
 
 def write_plugin(

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
-
 import pytest
 import torch
-from conftest import GANZOO, REPO, run_cli
+from conftest import kill_at_checkpoint, run_cli
 from test_train import assert_same, sets, weights, write_idx_mnist
 
 import ganzoo
@@ -198,19 +193,8 @@ def test_a_stopped_ada_run_resumes_bit_identically(tmp_path, mnist_dir, slow_plu
     saved = load_checkpoint(reference.checkpoint)["augment"]
     assert saved["p"].item() != 0.5 and saved["updates"] == 60
     out = tmp_path / "stopped"
-    process = subprocess.Popen(
-        [GANZOO, "run", "vanilla_mnist", "--out", str(out), "--data-dir", str(mnist_dir),
-         *sets(*overrides)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-        env={**os.environ, "NO_COLOR": "1"},
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not (out / "checkpoints" / "step_00000020.pt").exists():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    process.send_signal(signal.SIGKILL)
-    process.communicate(timeout=60)
+    args = ["run", "vanilla_mnist", "--out", str(out), "--data-dir", str(mnist_dir)]
+    kill_at_checkpoint([*args, *sets(*overrides)], out / "checkpoints" / "step_00000020.pt")
     assert load_checkpoint(sorted((out / "checkpoints").glob("step_*.pt"))[-1])["step"] < 60
     resumed = run_cli("run", "--resume", str(out), "--data-dir", str(mnist_dir))
     assert resumed.returncode == 0, resumed.stderr

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from conftest import REPO, run_cli, shared_data_dir
 from PIL import Image
+from test_networks import build, n_params, spec_id
 from test_train import sets
 from torch import nn
 from torch.nn.utils import parametrize
@@ -34,18 +35,6 @@ N = 4
 K = 10  # classes
 
 pytestmark = pytest.mark.usefixtures("seed_zero", "one_thread")
-
-
-def spec_id(spec: DataSpec) -> str:
-    return "x".join(map(str, spec.shape))
-
-
-def n_params(net: nn.Module) -> int:
-    return sum(p.numel() for p in net.parameters())
-
-
-def build(cls, spec: DataSpec, **params):
-    return cls(cls.Params(**params), spec)
 
 
 def on_meta(cls, spec: DataSpec, **params):
