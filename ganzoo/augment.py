@@ -58,7 +58,7 @@ class Augmenter:
         n, rows = len(real), x.shape[0]
         if rows == n and x.data_ptr() == real.data_ptr():
             seen = logits
-        elif rows > n and x.data_ptr() != real.data_ptr() and rows == 2 * n:
+        elif rows == 2 * n:
             seen = logits[: len(logits) // 2]  # judge's torch.cat([real, fake])
         else:
             return

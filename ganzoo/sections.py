@@ -172,9 +172,10 @@ class AugmentSection(ComponentSection):
         return self
 
 
+# the keys of a component section that ganzoo reads: the fields its model declares
 RESERVED_KEYS: dict[str, tuple[str, ...]] = {
-    "data": ("subset",),
-    "augment": ("p", "ada_target", "ada_interval", "ada_images"),
+    section: tuple(key for key in model.model_fields if key != "name")
+    for section, model in (("data", DataSection), ("augment", AugmentSection))
 }
 
 

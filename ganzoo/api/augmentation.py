@@ -17,8 +17,13 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from ganzoo.api.components import Component, DataSpec, Params
-from ganzoo.errors import ComponentConfigError
+from ganzoo.api.components import (
+    Component,
+    DataSpec,
+    Params,
+    _inner_discriminator,
+    _with_head,
+)
 
 
 class Augmentation(nn.Module, Component):
@@ -72,7 +77,5 @@ class AugmentedDiscriminator(nn.Module):
 
     def classify(self, x: Tensor) -> Tensor:
         """Class logits of the discriminator's auxiliary head, of ``x`` augmented."""
-        inner = next((m for m in self.discriminator.modules() if hasattr(m, "classifies")), None)
-        if inner is None or not inner.classifies:
-            raise ComponentConfigError("the discriminator has no classifier head")
+        inner = _with_head(_inner_discriminator(self.discriminator))
         return inner.classify(self.augmentation(x, self.p))

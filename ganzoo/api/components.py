@@ -192,6 +192,16 @@ def _inner_discriminator(D: nn.Module) -> Discriminator | None:
     return next((m for m in D.modules() if isinstance(m, Discriminator)), None)
 
 
+def _with_head(inner: Discriminator | None) -> Discriminator:
+    """``inner``, a discriminator with a classifier head, or the error that it has none."""
+    if inner is None or not inner.classifies:
+        raise ComponentConfigError(
+            "the discriminator has no classifier head (the zoo's discriminators get one "
+            "with classifier = true)"
+        )
+    return inner
+
+
 class LabelledDiscriminator(nn.Module):
     """A discriminator bound to the labels of one step's real and fake batches.
 
@@ -242,14 +252,10 @@ class LabelledDiscriminator(nn.Module):
 
     def classify(self, x: Tensor) -> Tensor:
         """Class logits of the discriminator's auxiliary classifier head."""
-        if self._inner is None or not self._inner.classifies:
-            raise ComponentConfigError(
-                "the discriminator has no classifier head (the zoo's discriminators get one "
-                "with classifier = true)"
-            )
+        inner = _with_head(self._inner)
         # an AugmentedDiscriminator (or the network itself) classifies what it judges
         outer = getattr(self.discriminator, "classify", None)
-        return outer(x) if outer is not None else self._inner.classify(x)
+        return outer(x) if outer is not None else inner.classify(x)
 
 
 def judge(D: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:

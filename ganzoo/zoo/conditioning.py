@@ -21,6 +21,19 @@ def labels_given(num_classes: int, y: Tensor | None) -> Tensor:
     return y
 
 
+def projection_term(
+    embedding: nn.Embedding, num_classes: int, y: Tensor | None, h: Tensor
+) -> Tensor:
+    """The projection term ``<embed(y), h>`` (N,) of features ``h`` (N, F) (Miyato and Koyama).
+
+    Raises:
+        ComponentConfigError: ``y`` is None.
+
+    """
+    code = embedding(labels_given(num_classes, y)).to(h.dtype)
+    return (code * h).sum(1)
+
+
 class LabelCode(nn.Module):
     """A label as a vector: one-hot, or a learned embedding of ``size``."""
 

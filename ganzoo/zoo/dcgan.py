@@ -30,7 +30,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ganzoo.api import DataSpec, Discriminator, Generator, Params
 from ganzoo.errors import ComponentConfigError
 from ganzoo.zoo.attention import SelfAttention2d, spectral_normalise
-from ganzoo.zoo.conditioning import ConditionalBatchNorm2d, labels_given
+from ganzoo.zoo.conditioning import ConditionalBatchNorm2d, labels_given, projection_term
 
 # image size -> (side of the first feature map, number of stride-2 up/down-sampling steps)
 _LAYOUTS = {28: (7, 2), 32: (4, 3), 64: (4, 4)}
@@ -222,9 +222,7 @@ class DCGANDiscriminator(Discriminator):
             return self.net(x).view(-1)
         features = self.net[:-1](x)
         logits = self.net[-1](features).view(-1)
-        flat = features.flatten(1)
-        code = self.projection(labels_given(self.num_classes, y)).to(flat.dtype)
-        return logits + (code * flat).sum(1)
+        return logits + projection_term(self.projection, self.num_classes, y, features.flatten(1))
 
     def classify(self, x: Tensor) -> Tensor:
         """Class logits (N, classes) of the auxiliary head, from the shared features."""

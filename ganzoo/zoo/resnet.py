@@ -32,7 +32,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ganzoo.api import DataSpec, Discriminator, Generator, Params
 from ganzoo.errors import ComponentConfigError
 from ganzoo.zoo.attention import spectral_normalise
-from ganzoo.zoo.conditioning import ConditionalBatchNorm2d, labels_given
+from ganzoo.zoo.conditioning import ConditionalBatchNorm2d, labels_given, projection_term
 
 # image size -> (side of the generator's first map, the widths the generator's blocks go
 # through, the widths of the discriminator's blocks), widths as multiples of base_channels
@@ -256,8 +256,7 @@ class SNGANDiscriminator(Discriminator):
         logits = self.linear(h).view(-1)
         if not self.num_classes:
             return logits
-        code = self.projection(labels_given(self.num_classes, y)).to(h.dtype)
-        return logits + (code * h).sum(1)
+        return logits + projection_term(self.projection, self.num_classes, y, h)
 
     def classify(self, x: Tensor) -> Tensor:
         """Class logits (N, classes) of the auxiliary head, from the shared features."""
