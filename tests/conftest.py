@@ -41,8 +41,10 @@ def run_cli(
     )
 
 
-def kill_at_checkpoint(args: list[str], checkpoint: Path, timeout: float = 120) -> None:
-    """Start ``ganzoo ARGS``, SIGKILL it as soon as ``checkpoint`` exists, and let it end."""
+def stop_at_checkpoint(
+    args: list[str], checkpoint: Path, sig: int = signal.SIGKILL, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Start ``ganzoo ARGS``, send ``sig`` as soon as ``checkpoint`` exists; the ended process."""
     process = subprocess.Popen(
         [GANZOO, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         env={**os.environ, "NO_COLOR": "1"},
@@ -52,8 +54,9 @@ def kill_at_checkpoint(args: list[str], checkpoint: Path, timeout: float = 120) 
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.005)
-    process.send_signal(signal.SIGKILL)
-    process.communicate(timeout=60)
+    process.send_signal(sig)
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def write_plugin(

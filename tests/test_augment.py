@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import kill_at_checkpoint, run_cli
-from test_train import assert_same, sets, weights, write_idx_mnist
+from conftest import run_cli
+from test_train import (
+    assert_mnist_run_resumes_identically,
+    assert_same,
+    sets,
+    write_idx_mnist,
+)
 
 import ganzoo
 from ganzoo.api import DataSpec, LabelledDiscriminator
@@ -186,20 +191,10 @@ def test_ada_reads_only_the_real_batch(seed_zero):
 
 def test_a_stopped_ada_run_resumes_bit_identically(tmp_path, mnist_dir, slow_plugin):
     overrides = [*ADA, "loss.name=slow-ns", "train.steps=60", "train.checkpoint_every=20"]
-    reference = ganzoo.run(
-        "vanilla_mnist", overrides=overrides, out=tmp_path / "ref", data_dir=mnist_dir,
-        progress="none",
-    )  # fmt: skip
-    saved = load_checkpoint(reference.checkpoint)["augment"]
+    reference, resumed = assert_mnist_run_resumes_identically(tmp_path, mnist_dir, overrides)
+    saved = load_checkpoint(reference)["augment"]
     assert saved["p"].item() != 0.5 and saved["updates"] == 60
-    out = tmp_path / "stopped"
-    args = ["run", "vanilla_mnist", "--out", str(out), "--data-dir", str(mnist_dir)]
-    kill_at_checkpoint([*args, *sets(*overrides)], out / "checkpoints" / "step_00000020.pt")
-    assert load_checkpoint(sorted((out / "checkpoints").glob("step_*.pt"))[-1])["step"] < 60
-    resumed = run_cli("run", "--resume", str(out), "--data-dir", str(mnist_dir))
-    assert resumed.returncode == 0, resumed.stderr
-    assert_same(weights(reference.checkpoint), weights(out / "checkpoints" / "last.pt"))
-    assert_same(saved, load_checkpoint(out / "checkpoints" / "last.pt")["augment"])
+    assert_same(saved, load_checkpoint(resumed)["augment"])
 
 
 def test_a_run_logs_p_and_records_the_section(tmp_path, mnist_dir):

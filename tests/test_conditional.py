@@ -11,9 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, kill_at_checkpoint, run_cli
+from conftest import REPO, run_cli
 from PIL import Image
-from test_train import assert_same, sets, weights, write_idx_mnist
+from test_train import (
+    assert_mnist_run_resumes_identically,
+    sets,
+    write_idx_mnist,
+)
 
 import ganzoo
 from ganzoo.api import DataSpec, Discriminator, LabelledDiscriminator, Params, judge
@@ -331,20 +335,7 @@ def test_fake_labels_follow_the_data_when_asked(tmp_path):
 
 def test_a_stopped_conditional_run_resumes_bit_identically(tmp_path, mnist_dir, slow_plugin):
     overrides = [*CGAN, "loss.name=slow-ns", "train.steps=60", "train.checkpoint_every=20"]
-    reference = ganzoo.run(
-        "vanilla_mnist",
-        overrides=overrides,
-        out=tmp_path / "ref",
-        data_dir=mnist_dir,
-        progress="none",
-    )
-    out = tmp_path / "stopped"
-    args = ["run", "vanilla_mnist", "--out", str(out), "--data-dir", str(mnist_dir)]
-    kill_at_checkpoint([*args, *sets(*overrides)], out / "checkpoints" / "step_00000020.pt")
-    assert load_checkpoint(sorted((out / "checkpoints").glob("step_*.pt"))[-1])["step"] < 60
-    resumed = run_cli("run", "--resume", str(out), "--data-dir", str(mnist_dir))
-    assert resumed.returncode == 0, resumed.stderr
-    assert_same(weights(reference.checkpoint), weights(out / "checkpoints" / "last.pt"))
+    assert_mnist_run_resumes_identically(tmp_path, mnist_dir, overrides)
 
 
 ACGAN = ["discriminator.conditional=false", "discriminator.classifier=true", "loss.name=acgan"]

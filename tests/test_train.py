@@ -8,12 +8,11 @@ import os
 import signal
 import struct
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import GANZOO, REPO, run_cli
+from conftest import REPO, run_cli, stop_at_checkpoint
 from PIL import Image
 
 import ganzoo
@@ -120,22 +119,8 @@ def test_same_recipe_and_seed_give_identical_checkpoints(tmp_path):
 
 def _start_and_stop(out: Path, sig: int, overrides: list[str]) -> subprocess.CompletedProcess[str]:
     """Start a run, wait for its first checkpoint, send ``sig``, return the finished process."""
-    process = subprocess.Popen(
-        [GANZOO, "run", "quickstart", "--out", str(out), *sets(*overrides)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-    deadline = time.monotonic() + 120
-    while not (out / "checkpoints" / "step_00000020.pt").exists():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    process.send_signal(sig)
-    stdout, stderr = process.communicate(timeout=120)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    args = ["run", "quickstart", "--out", str(out), *sets(*overrides)]
+    return stop_at_checkpoint(args, out / "checkpoints" / "step_00000020.pt", sig)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
@@ -313,6 +298,28 @@ def test_d_steps_consume_one_batch_each(tmp_path):
     data = load_checkpoint(result.checkpoint)["data"]
     batches = 20 * 3  # 60 batches of 64 from 100 per epoch
     assert data == {"epoch": 0, "position": batches * 64}
+
+
+def assert_mnist_run_resumes_identically(
+    tmp_path: Path, data_dir: Path, overrides: list[str]
+) -> tuple[Path, Path]:
+    """Train vanilla_mnist with ``overrides`` (60 steps, a checkpoint every 20) to the end, and
+    once more SIGKILLed at its step-20 checkpoint and resumed: the weights must be identical.
+
+    Returns the last checkpoints of the uninterrupted and of the resumed run.
+    """
+    reference = ganzoo.run(
+        "vanilla_mnist", overrides=overrides, out=tmp_path / "ref", data_dir=data_dir,
+        progress="none",
+    )  # fmt: skip
+    out = tmp_path / "stopped"
+    args = ["run", "vanilla_mnist", "--out", str(out), "--data-dir", str(data_dir)]
+    stop_at_checkpoint([*args, *sets(*overrides)], out / "checkpoints" / "step_00000020.pt")
+    assert load_checkpoint(sorted((out / "checkpoints").glob("step_*.pt"))[-1])["step"] < 60
+    resumed = run_cli("run", "--resume", str(out), "--data-dir", str(data_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same(weights(reference.checkpoint), weights(out / "checkpoints" / "last.pt"))
+    return reference.checkpoint, out / "checkpoints" / "last.pt"
 
 
 def write_idx_mnist(root: Path, n: int = 256) -> None:
