@@ -1,10 +1,11 @@
-"""Feature-based scores: FID, Inception Score, KID and precision/recall.
+"""Feature-based scores: FID, Inception Score, KID, precision/recall and density/coverage.
 
 Each follows its reference implementation: FID as pytorch-fid (statistics in float64), IS as
 the original code and torch-fidelity (exp of the mean KL over 10 splits, float64), KID as
 Bińkowski et al. and torch-fidelity (unbiased MMD^2, cubic polynomial kernel, random subsets
 drawn by ``numpy.random.RandomState(seed)``), precision/recall as Kynkäänniemi et al. 2019
-(k-nearest-neighbour balls, k = 3).
+(k-nearest-neighbour balls, k = 3), density/coverage as Naeem et al. 2020 and their ``prdc``
+package (balls around the reference samples, k = 5).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import Field
 from torch import Tensor
 
 from ganzoo.api import EvalContext, Metric, MetricResult, Params, Samples
+from ganzoo.errors import UsageError
 from ganzoo.metrics.frechet import clamp_distance, frechet_distance, statistics
 
 
@@ -194,4 +196,68 @@ class PrecisionRecall(Metric):
         )
         return MetricResult(
             {"precision": precision, "recall": recall}, {**_counts(real, fake), "k": self.params.k}
+        )
+
+
+def _sklearn_distances(rows: Tensor, columns: Tensor) -> Tensor:
+    """Euclidean distances as ``sklearn.metrics.pairwise_distances`` computes them.
+
+    Squared distances are computed in float64 and rounded to the features' dtype before the
+    square root, so float32 features give the float32 distances prdc compares. The root is
+    taken in float64: torch's float32 ``sqrt`` on CPU is not correctly rounded, numpy's is.
+    """
+    a, b = rows.double(), columns.double()
+    squared = a.square().sum(dim=1, keepdim=True) - 2 * a @ b.T + b.square().sum(dim=1)
+    return squared.clamp_min(0).to(rows.dtype).double().sqrt().to(rows.dtype)
+
+
+def density_coverage(
+    real: Tensor, fake: Tensor, k: int = 5, batch: int = 1000
+) -> tuple[float, float]:
+    """Density and coverage (Naeem et al. 2020), computed as the ``prdc`` package does.
+
+    Each reference sample's ball reaches to its k-th nearest other reference sample; a
+    generated sample is inside a ball when strictly nearer than its radius. Density is the
+    number of (ball, generated sample) pairs inside over k times the generated count; coverage
+    is the share of balls holding at least one generated sample. Distances are computed
+    ``batch`` rows at a time.
+
+    Raises:
+        UsageError: the reference set has no more than k samples.
+    """
+    if len(real) <= k:
+        raise UsageError(f"density/coverage with k={k} needs more than {k} reference samples")
+    radii = []
+    for start in range(0, len(real), batch):
+        part = _sklearn_distances(real[start : start + batch], real)
+        rows = torch.arange(len(part))  # self-distances are exactly 0, as sklearn sets them
+        part[rows, start + rows] = 0.0
+        radii.append(part.kthvalue(k + 1, dim=1).values)
+    radius = torch.cat(radii)
+    inside = 0
+    covered = torch.zeros(len(real), dtype=torch.bool)
+    for part in fake.split(batch):
+        balls = _sklearn_distances(part, real) < radius
+        inside += int(balls.sum())
+        covered |= balls.any(dim=0)
+    return inside / (k * len(fake)), float(covered.double().mean())
+
+
+class DensityCoverage(Metric):
+    """Density and coverage (Naeem et al. 2020) over k-NN balls around the reference samples."""
+
+    needs_features: ClassVar[bool] = True
+
+    class Params(Params):
+        """Parameters of density and coverage."""
+
+        k: int = Field(5, ge=1, description="Neighbour whose distance sets each ball's radius.")
+
+    def compute(self, real: Samples, fake: Samples, context: EvalContext) -> MetricResult:
+        """Density (generated samples per reference ball, over k) and coverage (balls reached)."""
+        density, coverage = density_coverage(
+            context.features(real).pool, context.features(fake).pool, self.params.k
+        )
+        return MetricResult(
+            {"density": density, "coverage": coverage}, {**_counts(real, fake), "k": self.params.k}
         )
