@@ -86,19 +86,35 @@ class GeneratorSamples:
 
     def batches(self, batch_size: int) -> Iterator[Tensor]:
         """Model-space float batches, the same for the same seed and batch size."""
+        for start, z in self.latents(batch_size):
+            yield self.generate(start, z)
+
+    def latents(self, batch_size: int) -> Iterator[tuple[int, Tensor]]:
+        """Each batch's first index and latent vectors, drawn as :meth:`batches` draws them.
+
+        The last batch is shorter when ``batch_size`` does not divide ``n``; its latents (and so
+        its samples) then depend on ``n``, the full batches' do not.
+        """
         rng = torch.Generator().manual_seed(self.seed)
+        for start in range(0, self.n, batch_size):
+            count = min(batch_size, self.n - start)
+            yield start, self.generator.sample_latent(count, generator=rng)
+
+    def generate(self, start: int, z: Tensor) -> Tensor:
+        """The samples of latents ``z``: the batch that begins at sample ``start`` (its labels).
+
+        Model-space floats on the CPU, quantised to 8 bits for images, as :meth:`batches` gives.
+        """
         with torch.inference_mode():
-            for start in range(0, self.n, batch_size):
-                count = min(batch_size, self.n - start)
-                z = self.generator.sample_latent(count, generator=rng).to(self.device)
-                if self.labels is None:
-                    x = self.generator(z).float()
-                else:
-                    y = self.labels[start : start + count].to(self.device)
-                    x = self.generator(z, y).float()
-                if self.spec.is_image:
-                    x = x.clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1)
-                yield x.cpu()
+            z = z.to(self.device)
+            if self.labels is None:
+                x = self.generator(z).float()
+            else:
+                y = self.labels[start : start + len(z)].to(self.device)
+                x = self.generator(z, y).float()
+            if self.spec.is_image:
+                x = x.clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1)
+            return x.cpu()
 
 
 class FolderSamples:

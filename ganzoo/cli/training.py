@@ -18,6 +18,7 @@ from ganzoo.cli.app import (
     console,
     console_err,
     handled,
+    report,
 )
 from ganzoo.options import RunOptions, SampleOptions
 
@@ -164,8 +165,21 @@ def _torchrun(nproc: int) -> int:
 @handled
 def sample(
     run_dir: Annotated[str, typer.Argument(help="A run folder.")],
-    n: Annotated[int, typer.Option("--n", help="Samples (or interpolation rows).")] = 64,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the latent draw.")] = 0,
+    n: Annotated[
+        int | None,
+        typer.Option(
+            "--n",
+            help="Samples (or interpolation rows); default 64, with --export the recipe's "
+            "eval.num_samples.",
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            help="Seed of the latent draw; default 0, with --export the recipe's eval.seed.",
+        ),
+    ] = None,
     out: Annotated[str | None, typer.Option("--out", "-o", help="PNG to write.")] = None,
     checkpoint: Annotated[
         str | None,
@@ -183,10 +197,45 @@ def sample(
             help="Conditional runs: the class to draw (index or name); default: one row per class.",
         ),
     ] = None,
+    export: Annotated[
+        str | None,
+        typer.Option(
+            "--export",
+            help="Write --n PNG files, one a sample, into this folder (the samples ganzoo eval "
+            "scores; resumes an interrupted export).",
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size",
+            help="With --export: samples a generator batch (default the recipe's "
+            "eval.batch_size; the samples depend on it).",
+        ),
+    ] = None,
+    data_dir: DataDirOption = None,
 ) -> None:
-    """Draw samples (or a latent interpolation grid) from a trained run's generator."""
+    """Draw samples (a grid, interpolations, or one PNG each) from a trained run's generator."""
+    from ganzoo.errors import UsageError
+
+    if export is not None:
+        if interpolate or out is not None:
+            raise UsageError(
+                "--export writes one file a sample: it takes no --interpolate or --out"
+            )
+        from ganzoo.export import export_samples
+
+        result = export_samples(
+            run_dir, export, n, seed=seed, checkpoint=checkpoint, label=label,
+            batch_size=batch_size, device=device, data_dir=data_dir, report=report,
+        )  # fmt: skip
+        sys.stdout.write(f"{result.summary()}\n")
+        return
+    if batch_size is not None or data_dir is not None:
+        raise UsageError("--batch-size and --data-dir go with --export")
     options = SampleOptions(
-        n=n, seed=seed, out=out, checkpoint=checkpoint,  # type: ignore[arg-type]
+        n=64 if n is None else n, seed=0 if seed is None else seed,
+        out=out, checkpoint=checkpoint,  # type: ignore[arg-type]
         interpolate=interpolate, steps=steps, device=device, label=label,
     )  # fmt: skip
     from ganzoo.sample import sample_run
