@@ -67,12 +67,25 @@ def register_reference_plugin(site: Path) -> None:
     sys.path[:0] = [str(site), str(HERE)]
 
 
-def ganzoo_recipe(case: str, steps: int, warmup: int) -> dict[str, Any]:
-    """The ganzoo recipe of a case; logging splits the run into warm-up and timed windows."""
-    _, batch, generator, discriminator, loss, data, switches = CASES[case]
+def speed_recipe(
+    name: str,
+    batch: int,
+    generator: str,
+    discriminator: str | None,
+    loss: str,
+    data: str,
+    switches: dict[str, Any],
+    steps: int,
+    warmup: int,
+) -> dict[str, Any]:
+    """A recipe of ``warmup + steps`` steps, logged every ``warmup`` steps, writing nothing else.
+
+    Logging splits the run into a warm-up window and timed windows; samples, checkpoints and
+    TensorBoard stay out of the way. ``switches`` are further ``[train]`` settings.
+    """
     recipe: dict[str, Any] = {
         "schema_version": 1,
-        "name": f"speed-{case}",
+        "name": name,
         "generator": {"name": generator},
         "loss": {"name": loss},
         "data": {"name": data},
@@ -86,10 +99,19 @@ def ganzoo_recipe(case: str, steps: int, warmup: int) -> dict[str, Any]:
             **switches,
         },
     }
-    if data == "mnist":
-        recipe["data"]["split"] = "test"
     if discriminator:
         recipe["discriminator"] = {"name": discriminator}
+    return recipe
+
+
+def ganzoo_recipe(case: str, steps: int, warmup: int) -> dict[str, Any]:
+    """The ganzoo recipe of a case (:func:`speed_recipe` on the case's networks and data)."""
+    _, batch, generator, discriminator, loss, data, switches = CASES[case]
+    recipe = speed_recipe(
+        f"speed-{case}", batch, generator, discriminator, loss, data, switches, steps, warmup
+    )
+    if data == "mnist":
+        recipe["data"]["split"] = "test"
     if loss == "mmd":
         recipe["loss"]["sigmas"] = [4.0, 10.0, 20.0, 40.0, 80.0, 160.0]
     return recipe
