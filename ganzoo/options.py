@@ -9,7 +9,7 @@ prints.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_args
 
@@ -117,6 +117,9 @@ class EvalOptions:
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         data_dir: the data folder (default ``$GANZOO_DATA_DIR`` or the cache).
         inception_weights: the FID Inception weights file.
+        extractor_params: the extractor's parameters, each replacing the recipe's
+            ``[eval] extractor_params`` entry of that name.
+        cache: reuse (and store) reference features in the feature cache.
 
     """
 
@@ -130,6 +133,8 @@ class EvalOptions:
     device: str = "auto"
     data_dir: Path | None = None
     inception_weights: Path | None = None
+    extractor_params: dict[str, Any] = field(default_factory=dict)
+    cache: bool = True
 
     def __post_init__(self) -> None:
         for name in ("num_samples", "batch_size"):

@@ -191,7 +191,7 @@ def recipe_from_dict(
     errors.add_huge_integers(data)
     unquoted = unquoted_paths(data, set_paths)
     for keys in unquoted:
-        if not _in_component(keys) and not _in_metric_params(keys):
+        if not _in_component(keys) and not _in_eval_params(keys):
             settle_unquoted(data, keys, RecipeShell, 0, errors)
     shell = None
     try:
@@ -207,7 +207,7 @@ def recipe_from_dict(
             if resolved is not None:
                 components[section] = resolved
     if shell is not None:
-        _check_metrics(shell.eval, [k for k in unquoted if _in_metric_params(k)], errors)
+        _check_metrics(shell.eval, [k for k in unquoted if _in_eval_params(k)], errors)
         _check_discriminator(shell, components, errors)
     errors.raise_if_any()
     assert shell is not None
@@ -221,9 +221,14 @@ def _in_component(keys: tuple[str, ...]) -> bool:
     return keys[1] != "name" and keys[1] not in RESERVED_KEYS.get(keys[0], ())
 
 
-def _in_metric_params(keys: tuple[str, ...]) -> bool:
-    """Whether ``keys`` is a parameter of a metric (``eval.params.NAME.KEY``)."""
-    return keys[:2] == ("eval", "params") and len(keys) > 3
+def _in_eval_params(keys: tuple[str, ...]) -> bool:
+    """Whether ``keys`` is a parameter of a metric or of the extractor.
+
+    That is ``eval.params.NAME.KEY`` or ``eval.extractor_params.KEY``.
+    """
+    if keys[:2] == ("eval", "params"):
+        return len(keys) > 3
+    return keys[:2] == ("eval", "extractor_params") and len(keys) > 2
 
 
 def _resolve_component(
@@ -258,11 +263,15 @@ def _resolve_component(
 def _check_metrics(
     config: EvalConfig, unquoted: list[tuple[str, ...]], errors: ErrorReport
 ) -> None:
-    if config.extractor != "auto":
-        try:
-            registry("extractors").get(config.extractor.partition(":")[0])
-        except UnknownComponentError as exc:
-            errors.add("eval.extractor", f"{exc}, or 'auto'")
+    extractor = config.extractor.partition(":")[0]
+    if extractor == "auto":
+        extractor = "inception-v3"
+    try:
+        registry("extractors").get(extractor)
+    except UnknownComponentError as exc:
+        errors.add("eval.extractor", f"{exc}, or 'auto'")
+    else:
+        _check_extractor_params(extractor, config, unquoted, errors)
     for i, metric in enumerate(config.metrics):
         try:
             registry("metrics").get(metric)
@@ -279,12 +288,32 @@ def _check_metrics(
         except PluginError as exc:
             raise PluginError(f"{errors.where('eval.metrics')}: eval.metrics: {exc}") from None
         for keys in unquoted:
-            if keys[2] == metric:
+            if keys[1] == "params" and keys[2] == metric:
                 settle_unquoted({"eval": {"params": config.params}}, keys, cls.Params, 3, errors)
         try:
             cls.Params.model_validate(params)
         except ValidationError as exc:
             errors.add_validation(exc, cls.Params, prefix=("eval", "params", metric))
+
+
+def _check_extractor_params(
+    name: str, config: EvalConfig, unquoted: list[tuple[str, ...]], errors: ErrorReport
+) -> None:
+    """Validate ``[eval] extractor_params`` against the extractor's Params."""
+    if not config.extractor_params:
+        return
+    try:
+        cls = registry("extractors").load(name)
+    except PluginError as exc:
+        raise PluginError(f"{errors.where('eval.extractor')}: eval.extractor: {exc}") from None
+    for keys in unquoted:
+        if keys[1] == "extractor_params":
+            data = {"eval": {"extractor_params": config.extractor_params}}
+            settle_unquoted(data, keys, cls.Params, 2, errors)
+    try:
+        cls.Params.model_validate(config.extractor_params)
+    except ValidationError as exc:
+        errors.add_validation(exc, cls.Params, prefix=("eval", "extractor_params"))
 
 
 def _check_discriminator(

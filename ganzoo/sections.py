@@ -100,6 +100,12 @@ class EvalConfig(_Strict):
         "classifier[:DATASET]: ganzoo list extractors), or auto (Inception when its weights are "
         "available, else the dataset's classifier).",
     )
+    extractor_params: dict[str, Any] = Field(
+        {},
+        description="Parameters of the feature extractor (ganzoo show extractors NAME): "
+        'resize = "clean" or precision = "bfloat16" for inception-v3. With extractor '
+        "auto they are inception-v3's, and dropped when it falls back to the classifier.",
+    )
     seed: int = Field(0, description="Seed of the generated samples and of KID's subsets.")
     params: dict[str, dict[str, Any]] = Field(
         {},

@@ -17,6 +17,22 @@ REPO = Path(__file__).resolve().parents[1]
 GANZOO = str(Path(sys.executable).parent / "ganzoo")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the tests' caches (classifiers, reference features) out of the user's home.
+
+    One cache folder for the session, for the tests and the CLI subprocesses they start; a
+    test that needs an empty cache sets ``GANZOO_CACHE_DIR`` itself.
+    """
+    before = os.environ.get("GANZOO_CACHE_DIR")
+    os.environ["GANZOO_CACHE_DIR"] = str(tmp_path_factory.mktemp("ganzoo-cache"))
+    yield
+    if before is None:
+        del os.environ["GANZOO_CACHE_DIR"]
+    else:
+        os.environ["GANZOO_CACHE_DIR"] = before
+
+
 def shared_data_dir() -> Path | None:
     """The real data folder (../shared/data or $GANZOO_DATA_DIR), if it is there."""
     path = Path(os.environ.get("GANZOO_DATA_DIR") or REPO.parent / "shared" / "data")

@@ -13,7 +13,8 @@ from conftest import run_cli
 from PIL import Image
 
 import ganzoo
-from ganzoo.evaluate import fid_between
+from ganzoo.compare import fid_between
+from ganzoo.errors import UsageError
 from ganzoo.metrics.frechet import (
     frechet_distance,
     load_statistics,
@@ -21,7 +22,12 @@ from ganzoo.metrics.frechet import (
     statistics,
 )
 from ganzoo.metrics.inception import InceptionExtractor, build_fid_inception
-from ganzoo.metrics.scores import inception_score, kernel_inception_distance, precision_recall
+from ganzoo.metrics.scores import (
+    density_coverage,
+    inception_score,
+    kernel_inception_distance,
+    precision_recall,
+)
 
 pytorch_fid = pytest.importorskip("pytorch_fid")
 torch_fidelity = pytest.importorskip("torch_fidelity")
@@ -196,6 +202,31 @@ def test_precision_recall_equals_torch_fidelity():
     assert precision_recall(real, real.clone(), k=3) == (1.0, 1.0)
 
 
+@pytest.mark.parametrize(
+    ("num_real", "num_fake", "dim", "k", "dtype"),
+    [(300, 250, 64, 5, torch.float32), (200, 310, 16, 3, torch.float32),
+     (150, 150, 2048, 7, torch.float32), (300, 250, 64, 5, torch.float64)],
+)  # fmt: skip
+def test_density_coverage_equals_prdc(num_real, num_fake, dim, k, dtype):
+    prdc = pytest.importorskip("prdc")
+    rng = torch.Generator().manual_seed(k)
+    real = torch.randn(num_real, dim, generator=rng, dtype=dtype)
+    fake = torch.randn(num_fake, dim, generator=rng, dtype=dtype) * 0.9 + 0.1
+    expected = prdc.compute_prdc(real.numpy(), fake.numpy(), nearest_k=k)
+    density, coverage = density_coverage(real, fake, k=k, batch=64)
+    assert density == pytest.approx(expected["density"], abs=1e-6)
+    assert coverage == pytest.approx(expected["coverage"], abs=1e-6)
+
+
+def test_density_coverage_of_identical_and_of_distant_sets():
+    real = torch.randn(400, 16, generator=torch.Generator().manual_seed(0))
+    # each reference sample's ball holds itself and its k - 1 nearest others: k per ball
+    assert density_coverage(real, real.clone(), k=5) == (1.0, 1.0)
+    assert density_coverage(real, real + 100.0, k=5) == (0.0, 0.0)
+    with pytest.raises(UsageError, match="more than 5 reference samples"):
+        density_coverage(real[:5], real, k=5)
+
+
 @pytest.mark.parametrize("name", ["ring", "grid"])
 def test_mode_statistics_of_the_mixture_itself(name):
     from ganzoo.metrics.modes import mode_statistics
@@ -333,12 +364,15 @@ def test_classifier_eval_of_an_image_run(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     evaluated = run_cli(
-        "eval", str(run), "--metrics", "fid,is,kid,precision-recall", "--num-samples", "200",
+        "eval", str(run), "--metrics", "fid,is,kid,precision-recall,density-coverage",
+        "--num-samples", "200",
         "--extractor", "classifier", "--data-dir", str(tmp_path / "data"), "--json", env=env,
     )  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr
     (report,) = json.loads(evaluated.stdout)
-    assert {"fid", "is", "is_std", "kid", "kid_std", "precision", "recall"} == set(report["scores"])
+    assert set(report["scores"]) == {
+        "fid", "is", "is_std", "kid", "kid_std", "precision", "recall", "density", "coverage",
+    }  # fmt: skip
     protocol = report["protocol"]
     assert protocol["extractor"] == "classifier:mnist"
     assert (
@@ -350,6 +384,10 @@ def test_classifier_eval_of_an_image_run(tmp_path):
     assert protocol["quantized"] is True and protocol["ganzoo"] == ganzoo.__version__
     assert 1.0 <= report["scores"]["is"] <= 10.0
     assert report["metrics"]["fid"]["protocol"]["fid_raw"] == report["scores"]["fid"] > 0
+    assert report["metrics"]["density-coverage"]["protocol"] == {
+        "num_generated": 200, "num_reference": 256, "k": 5,
+    }  # fmt: skip
+    assert 0.0 <= report["scores"]["coverage"] <= 1.0 and report["scores"]["density"] >= 0.0
     cached = list((tmp_path / "cache" / "classifiers").glob("mnist-*.pt"))
     assert len(cached) == 1 and cached[0].with_suffix(".json").is_file()
 

@@ -21,7 +21,7 @@ import pytest
 from conftest import GANZOO, REPO, run_cli
 from PIL import Image
 
-from ganzoo.evaluate import fid_between
+from ganzoo.compare import fid_between
 from ganzoo.progress import Reporter, track
 
 # how long a finished piece of work took: seconds under a minute, h:mm:ss from a minute on

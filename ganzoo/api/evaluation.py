@@ -121,8 +121,17 @@ class EvalContext:
                 pools.append(pool.float().cpu())
                 logits.append(logit.float().cpu())
         features = Features(torch.cat(pools), torch.cat(logits))
-        self._cache[id(samples)] = (samples, features)
+        self.provide(samples, features)
         return features
+
+    def provide(self, samples: Samples, features: Features) -> None:
+        """Use ``features`` as those of ``samples`` (from a cache) instead of extracting them."""
+        self._cache[id(samples)] = (samples, features)
+
+    def extracted(self, samples: Samples) -> Features | None:
+        """The features of ``samples`` if some metric has asked for them, else None."""
+        cached = self._cache.get(id(samples))
+        return None if cached is None else cached[1]
 
 
 @dataclass(frozen=True)

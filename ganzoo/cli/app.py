@@ -197,6 +197,38 @@ WeightsOption = Annotated[
         help="pt_inception-2015-12-05-6726825d.pth (default: the torch hub cache).",
     ),
 ]
+ResizeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--resize",
+        help="Inception's resize to 299x299: bilinear (pytorch-fid's, the default) or clean "
+        "(clean-fid's PIL bicubic). Part of the protocol.",
+    ),
+]
+PrecisionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--precision",
+        help="Inception's precision: float32 (the default) or bfloat16 (faster where the "
+        "device has native bf16; FID moves slightly). Part of the protocol.",
+    ),
+]
+CacheOption = Annotated[
+    bool,
+    typer.Option(
+        "--cache/--no-cache",
+        help="Reuse reference-set features from the feature cache, and store them there "
+        "(ganzoo stats --list).",
+    ),
+]
+
+
+def extractor_params(resize: str | None, precision: str | None) -> dict[str, str]:
+    """The extractor parameters that ``--resize`` and ``--precision`` set (those given)."""
+    given = {"resize": resize, "precision": precision}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 DataDirOption = Annotated[
     str | None,
     typer.Option(
