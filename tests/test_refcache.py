@@ -195,6 +195,9 @@ def test_fid_between_a_folder_and_a_dataset(mnist_run, tmp_path):
 
 
 def test_fid_sides_are_checked(mnist_run, tmp_path):
+    from ganzoo.compare import compare, open_side
+    from ganzoo.errors import UsageError
+
     _, data = mnist_run
     write = tmp_path / "a"
     write.mkdir()
@@ -203,15 +206,18 @@ def test_fid_sides_are_checked(mnist_run, tmp_path):
     assert typo.returncode == 2
     assert "mnst: no such file or folder, and not a dataset" in typo.stderr
     assert "did you mean 'mnist'" in typo.stderr and "Traceback" not in typo.stderr
-    split = run_cli("fid", str(write), str(write), "--split", "test")
-    assert split.returncode == 2 and "apply to a dataset side" in split.stderr
-    bad = run_cli("fid", str(write), "mnist", "--split", "valid", "--data-dir", str(data))
-    assert bad.returncode == 2 and "dataset 'mnist': split" in bad.stderr
+    with pytest.raises(UsageError, match="apply to datasets, not files"):
+        open_side(str(write), split="test")
+    with pytest.raises(UsageError, match="dataset 'mnist': split"):
+        open_side("mnist", split="valid", data_dir=data)
+    with pytest.raises(UsageError, match="dataset 'ring' has no splits"):
+        open_side("ring", split="test")
     np.savez(tmp_path / "s.npz", mu=np.zeros(2), sigma=np.eye(2))
-    npz = run_cli("fid", str(tmp_path / "s.npz"), str(tmp_path / "s.npz"), "--metrics", "kid")
-    assert npz.returncode == 2 and "a .npz of statistics gives FID only" in npz.stderr
-    assert run_cli("stats").returncode == 2
-    assert "take no SOURCE" in run_cli("stats", "mnist", "--list").stderr
+    npz = [open_side(str(tmp_path / "s.npz"))] * 2
+    with pytest.raises(UsageError, match=r"a \.npz of statistics gives FID only"):
+        compare(npz, ["kid"])
+    stats = run_cli("stats", "mnist", "--list")
+    assert stats.returncode == 2 and "take no SOURCE" in stats.stderr
 
 
 def test_extractor_params_are_validated_in_recipes_and_options(mnist_run, tmp_path):
