@@ -161,7 +161,7 @@ def compare(
         )  # fmt: skip
     context = EvalContext(torch_device, 0, second.text, net, batch_size)
     tracked: list[Samples | None] = []
-    cached: list[CachedReference] = []
+    cached: list[tuple[Side, CachedReference]] = []
     for side in sides:
         if side.samples is None:
             tracked.append(None)
@@ -169,10 +169,9 @@ def compare(
         assert net is not None
         side.protocol = {**net.protocol(), **side.protocol}
         samples = _tracked(side, net, report)
-        if side.dataset is not None and cache:
-            name, params, dataset = side.dataset
-            key = reference_key(net.protocol(), name, params, dataset)
-            cached.append(CachedReference(FeatureCache(), key, context, samples))
+        entry = _cached_reference(side, net, context, samples) if cache else None
+        if entry is not None:
+            cached.append((side, entry))
         tracked.append(samples)
         if side.skipped:
             warnings.warn(
@@ -197,7 +196,7 @@ def compare(
             result = cls(cls.Params()).compute(tracked[1], tracked[0], context)
             scores |= {k: float(v) for k, v in result.values.items()}
             per_metric[name] = dict(result.protocol)
-    for entry, side in zip(cached, [s for s in sides if s.dataset is not None], strict=False):
+    for side, entry in cached:
         side.protocol["reference_features"] = entry.keep()
     return Comparison(scores, [first.protocol, second.protocol], per_metric)
 
@@ -229,11 +228,7 @@ def side_statistics(
     )  # fmt: skip
     context = EvalContext(torch_device, 0, side.text, net, batch_size)
     samples = _tracked(side, net, report)
-    entry = None
-    if side.dataset is not None and cache:
-        name, params, data = side.dataset
-        key = reference_key(net.protocol(), name, params, data)
-        entry = CachedReference(FeatureCache(), key, context, samples)
+    entry = _cached_reference(side, net, context, samples) if cache else None
     mu, sigma = statistics(context.features(samples).pool.numpy())
     protocol = {**net.protocol(), **side.protocol, "ganzoo": __version__}
     save_statistics(Path(out), mu, sigma, protocol)
@@ -268,6 +263,17 @@ def fid_between(
     )  # fmt: skip
     raw = result.metrics["fid"]["fid_raw"]
     return (math.nan if raw is None else raw), result.protocols
+
+
+def _cached_reference(
+    side: Side, net: FeatureExtractor, context: EvalContext, samples: Samples
+) -> CachedReference | None:
+    """A dataset side's features through the feature cache; None for a folder."""
+    if side.dataset is None:
+        return None
+    name, params, dataset = side.dataset
+    key = reference_key(net.protocol(), name, params, dataset)
+    return CachedReference(FeatureCache(), key, context, samples)
 
 
 def _tracked(side: Side, net: FeatureExtractor, report: ReportTo) -> Samples:
