@@ -35,6 +35,7 @@ from ganzoo.api.components import (
     to_model_space,
 )
 from ganzoo.api.evaluation import (
+    Better,
     EvalContext,
     Extractor,
     ExtractorRequest,
@@ -51,6 +52,7 @@ __all__ = [
     "Augmentation",
     "AugmentedDiscriminator",
     "Batch",
+    "Better",
     "Component",
     "ComponentConfigError",
     "DataSpec",

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import torch
 from torch import Tensor
 
 from ganzoo.api.components import Component, DataSpec, Params
 from ganzoo.errors import ComponentConfigError
+
+Better = Mapping[str, Literal["lower", "higher"]]
+"""For each score of a metric, whether lower or higher values are better."""
 
 
 class Samples(Protocol):
@@ -146,10 +149,13 @@ class Metric(Component):
     """A score of generated samples against reference samples.
 
     ``needs_features`` says whether :meth:`compute` uses ``context.features`` (so that an
-    evaluation builds the feature extractor only when some metric needs it).
+    evaluation builds the feature extractor only when some metric needs it). ``better`` says,
+    for each score it returns, whether ``"lower"`` or ``"higher"`` values are better; tables
+    that rank runs (``ganzoo bench``) rank only the scores named there.
     """
 
     needs_features: ClassVar[bool] = False
+    better: ClassVar[Better] = {}
 
     def __init__(self, params: Params) -> None:
         self.params = params

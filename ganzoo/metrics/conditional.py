@@ -15,7 +15,7 @@ from typing import ClassVar
 from pydantic import Field
 from torch import Tensor
 
-from ganzoo.api import EvalContext, Metric, MetricResult, Params, Samples
+from ganzoo.api import Better, EvalContext, Metric, MetricResult, Params, Samples
 from ganzoo.errors import ComponentConfigError
 from ganzoo.metrics.frechet import clamp_distance, frechet_distance, statistics
 
@@ -39,6 +39,7 @@ class ClassAccuracy(Metric):
     """Share of generated samples the dataset classifier assigns to their conditioning label."""
 
     needs_features: ClassVar[bool] = True
+    better: ClassVar[Better] = {"class_accuracy": "higher"}
 
     class Params(Params):
         """Class accuracy has no parameters: the classifier is the evaluation's extractor."""
@@ -73,6 +74,7 @@ class IntraClassFID(Metric):
     """
 
     needs_features: ClassVar[bool] = True
+    better: ClassVar[Better] = {"intra_fid": "lower"}
 
     class Params(Params):
         """Parameters of intra-class FID."""

@@ -12,12 +12,13 @@ tails), lower for a generator that draws its modes too narrow, higher for one th
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from pydantic import Field
 from torch import Tensor
 
-from ganzoo.api import EvalContext, Metric, MetricResult, Mixture, Params, Samples
+from ganzoo.api import Better, EvalContext, Metric, MetricResult, Mixture, Params, Samples
 from ganzoo.errors import UsageError
 
 
@@ -47,6 +48,8 @@ def mode_statistics(points: Tensor, mixture: Mixture, threshold: float = 3.0) ->
 
 class ModeCoverage(Metric):
     """Modes captured, high-quality sample %, reverse KL and spread, for 2-D Gaussian mixtures."""
+
+    better: ClassVar[Better] = {"modes": "higher", "high_quality": "higher", "reverse_kl": "lower"}
 
     class Params(Params):
         """Parameters of the mode-coverage metric."""

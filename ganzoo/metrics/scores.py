@@ -18,7 +18,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from ganzoo.api import EvalContext, Metric, MetricResult, Params, Samples
+from ganzoo.api import Better, EvalContext, Metric, MetricResult, Params, Samples
 from ganzoo.errors import UsageError
 from ganzoo.metrics.frechet import clamp_distance, frechet_distance, statistics
 
@@ -35,6 +35,7 @@ class FID(Metric):
     """
 
     needs_features: ClassVar[bool] = True
+    better: ClassVar[Better] = {"fid": "lower"}
 
     class Params(Params):
         """FID has no parameters: the extractor and sample counts are set by the evaluation."""
@@ -66,6 +67,7 @@ class InceptionScore(Metric):
     """Inception Score (Salimans et al. 2016) of generated samples, over 10 splits."""
 
     needs_features: ClassVar[bool] = True
+    better: ClassVar[Better] = {"is": "higher"}
 
     class Params(Params):
         """Parameters of the Inception Score."""
@@ -124,6 +126,7 @@ class KID(Metric):
     """
 
     needs_features: ClassVar[bool] = True
+    better: ClassVar[Better] = {"kid": "lower"}
 
     class Params(Params):
         """Parameters of KID."""
@@ -183,6 +186,7 @@ class PrecisionRecall(Metric):
     """Improved precision and recall (Kynkäänniemi et al. 2019) over k-NN feature manifolds."""
 
     needs_features: ClassVar[bool] = True
+    better: ClassVar[Better] = {"precision": "higher", "recall": "higher"}
 
     class Params(Params):
         """Parameters of precision and recall."""
@@ -247,6 +251,7 @@ class DensityCoverage(Metric):
     """Density and coverage (Naeem et al. 2020) over k-NN balls around the reference samples."""
 
     needs_features: ClassVar[bool] = True
+    better: ClassVar[Better] = {"density": "higher", "coverage": "higher"}
 
     class Params(Params):
         """Parameters of density and coverage."""
