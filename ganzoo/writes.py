@@ -21,6 +21,7 @@ import shutil
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +35,8 @@ except ImportError:  # not POSIX: folders are not locked
     fcntl = None  # type: ignore[assignment]
 
 TEMPORARY = ".tmp-"
+# Seconds between two tries of a lock that another process holds (WriterLock.wait).
+WAIT_POLL = 0.5
 
 
 def reason(exc: OSError) -> str:
@@ -305,6 +308,28 @@ class WriterLock:
             lock.release()
             raise
         return lock
+
+    @classmethod
+    def wait(
+        cls, path: Path, waiting: Callable[[dict[str, Any]], None] | None = None
+    ) -> WriterLock:
+        """Take the lock of ``path``, waiting while another process holds it.
+
+        ``waiting`` is called once, with the holder (:meth:`holder`), when the lock is taken.
+
+        Raises:
+            WriteError: the lock file cannot be created or written.
+
+        """
+        told = False
+        while True:
+            lock = cls.try_acquire(path)
+            if lock is not None:
+                return lock
+            if not told and waiting is not None:
+                waiting(cls.holder(path))
+                told = True
+            time.sleep(WAIT_POLL)
 
     def _record(self) -> None:
         """Write who holds the lock into the lock file."""

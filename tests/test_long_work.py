@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import GANZOO, REPO, run_cli
 from PIL import Image
 
@@ -280,3 +281,48 @@ def test_fid_can_skip_unreadable_files_and_says_how_many(pixels_extractor, tmp_p
     bad.unlink()
     clean = json.loads(run_cli(*args, "--json").stdout)
     assert clean["fid"] == result["fid"]  # the same five images either way
+
+
+def test_a_classifier_that_another_process_trains_is_waited_for_not_trained_twice(
+    tmp_path, monkeypatch
+):
+    from test_train import write_idx_mnist
+
+    from ganzoo.metrics.classifier import load_or_train_classifier
+    from ganzoo.writes import WriterLock
+
+    write_idx_mnist(tmp_path / "data", n=128)
+    monkeypatch.setenv("GANZOO_CACHE_DIR", str(tmp_path / "cache"))
+    cpu = torch.device("cpu")
+    first = load_or_train_classifier("mnist", tmp_path / "data", cpu, epochs=1)
+    stored = [first.path, first.path.with_suffix(".json")]
+    kept = {p: p.read_bytes() for p in stored}
+    for p in stored:  # as before the other process stored them
+        p.unlink()
+    lock = WriterLock.try_acquire(first.path.with_suffix(".lock"))  # the other one trains
+    assert lock is not None
+    lines: list[str] = []
+    got = []
+    waiter = threading.Thread(
+        target=lambda: got.append(
+            load_or_train_classifier("mnist", tmp_path / "data", cpu, epochs=1, report=lines.append)
+        )
+    )
+    waiter.start()
+    deadline = time.monotonic() + 30
+    while not lines:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert lines == [
+        f"waiting for pid {os.getpid()}, which trains the mnist classifier into "
+        f"{tmp_path / 'cache' / 'classifiers'}"
+    ]
+    time.sleep(2 * 0.5)  # it keeps waiting while the lock is held
+    assert waiter.is_alive() and not got
+    for p, data in kept.items():  # the other process stores its classifier and is done
+        p.write_bytes(data)
+    lock.release()
+    waiter.join(timeout=30)
+    assert len(lines) == 1  # loaded what the other stored: no "training the mnist classifier"
+    for name, value in first.net.state_dict().items():
+        assert torch.equal(got[0].net.state_dict()[name], value)

@@ -5,7 +5,9 @@ Inception-Score-style class probabilities come from this network instead. It is 
 per dataset on the training split and cached under ``<cache>/classifiers/``, keyed by the
 dataset and a hash of the training data, with its test accuracy recorded beside it. When a
 training split is missing (MNIST's training images offline), it trains on the first 80% of
-the test split and measures accuracy on the rest; the protocol says so.
+the test split and measures accuracy on the rest; the protocol says so. Processes that need
+the same classifier at once (``ganzoo bench --jobs N``) train it once: one trains under a
+lock, the others wait for it and load what it stored.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from ganzoo.errors import DataError, UsageError
 from ganzoo.paths import cache_dir
 from ganzoo.progress import Task, track
 from ganzoo.registry import registry
-from ganzoo.writes import write_file, write_text
+from ganzoo.writes import WriterLock, make_folder, write_file, write_text
 
 ARCHITECTURE = "cnn-v1"
 HOLDOUT_FRACTION = 0.2
@@ -261,12 +263,47 @@ def load_or_train_classifier(
     key = _data_hash(split, f"{ARCHITECTURE} epochs={epochs} seed=0")
     folder = cache_dir() / "classifiers"
     path = folder / f"{dataset}-{key}.pt"
-    meta_path = path.with_suffix(".json")
     channels = split.train_images.shape[1]
-    if path.is_file() and meta_path.is_file():
-        net = ClassifierNet(channels, num_classes)
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return ClassifierExtractor(net.to(device), json.loads(meta_path.read_text()), path)
+    cached = _cached_classifier(path, channels, num_classes, device)
+    if cached is not None:
+        return cached
+    make_folder(folder, "the classifier cache")
+
+    def waiting(holder: dict[str, Any]) -> None:
+        if report is not None:
+            who = f"pid {holder['pid']}" if "pid" in holder else "another process"
+            report(f"waiting for {who}, which trains the {dataset} classifier into {folder}")
+
+    with WriterLock.wait(path.with_suffix(".lock"), waiting):
+        cached = _cached_classifier(path, channels, num_classes, device)
+        if cached is not None:
+            return cached
+        return _train_and_store(dataset, split, num_classes, epochs, path, device, report)
+
+
+def _cached_classifier(
+    path: Path, channels: int, num_classes: int, device: torch.device
+) -> ClassifierExtractor | None:
+    """The classifier stored at ``path`` (with its ``.json`` beside it), or None."""
+    meta_path = path.with_suffix(".json")
+    if not (path.is_file() and meta_path.is_file()):
+        return None
+    net = ClassifierNet(channels, num_classes)
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return ClassifierExtractor(net.to(device), json.loads(meta_path.read_text()), path)
+
+
+def _train_and_store(
+    dataset: str,
+    split: LabelledSplit,
+    num_classes: int,
+    epochs: int,
+    path: Path,
+    device: torch.device,
+    report: Callable[[str], None] | None,
+) -> ClassifierExtractor:
+    """Train the classifier of ``dataset``, store it at ``path`` with its metadata beside it."""
+    folder = path.parent
     started = time.perf_counter()
     batches = epochs * math.ceil(len(split.train_images) / BATCH_SIZE)
     intro = (
@@ -291,5 +328,5 @@ def load_or_train_classifier(
         "weights_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "ganzoo": __version__,
     }
-    write_text(meta_path, json.dumps(meta, indent=2) + "\n")
+    write_text(path.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
     return ClassifierExtractor(net, meta, path)
