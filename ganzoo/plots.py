@@ -133,3 +133,35 @@ def save_loss_curves(records: Sequence[dict[str, Any]], path: Path) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     _save_figure(fig, plt, path)
+
+
+def save_leaderboard_plot(
+    panels: dict[str, dict[str, list[float]]], better: dict[str, str], path: Path
+) -> None:
+    """A panel per score: a dot per run, each recipe's mean and standard deviation as a bar.
+
+    ``panels`` maps each score to its values by recipe; ``better`` says which direction
+    of a score is better, for the panel's title.
+    """
+    import statistics
+
+    recipes = list(dict.fromkeys(name for values in panels.values() for name in values))
+    width = max(4.0, 1.2 * len(recipes) + 1.5)
+    fig, plt = _figure((width * len(panels), 4.0))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (score, by_recipe) in zip(axes, panels.items(), strict=True):
+        for x, name in enumerate(recipes):
+            values = by_recipe.get(name, [])
+            if not values:
+                continue
+            offsets = [(i - (len(values) - 1) / 2) * 0.06 for i in range(len(values))]
+            ax.scatter([x + o for o in offsets], values, s=18, alpha=0.7, zorder=3)
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            ax.errorbar(x, statistics.fmean(values), yerr=spread, fmt="_", color="black",
+                        markersize=22, capsize=6, zorder=4)  # fmt: skip
+        ax.set_title(f"{score} ({better[score]} is better)" if score in better else score)
+        ax.set_xticks(range(len(recipes)), recipes, rotation=20, ha="right")
+        ax.set_xlim(-0.5, len(recipes) - 0.5)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    _save_figure(fig, plt, path)

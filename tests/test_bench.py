@@ -1,0 +1,195 @@
+"""``ganzoo bench``: recipes x seeds as run folders, a resumable grid, and its leaderboard."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import signal
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import GANZOO, REPO, run_cli
+
+from ganzoo.bench import parse_seeds
+from ganzoo.bench.board import summarise
+from ganzoo.bench.grid import differences
+from ganzoo.errors import UsageError
+
+QUICKSTART = (REPO / "recipes" / "quickstart.toml").read_text()
+# quickstart-sized: seconds a run, most of it the process's start
+TINY = ["--set", "train.steps=200", "--set", "train.batch_size=32",
+        "--set", "train.checkpoint_every=50", "--set", "eval.num_samples=1000"]  # fmt: skip
+
+
+def recipe(folder: Path, name: str, loss: str = "non-saturating", extra: str = "") -> Path:
+    """The quickstart under another name (and loss), written into ``folder``."""
+    text = QUICKSTART.replace('name = "quickstart"', f'name = "{name}"')
+    text = text.replace('name = "non-saturating"\nr1_gamma = 0.01', f'name = "{loss}"')
+    path = folder / f"{name}.toml"
+    path.write_text(text + extra)
+    return path
+
+
+def bench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return run_cli("bench", *args, "--progress", "plain", timeout=timeout)
+
+
+def pair_files(root: Path) -> dict[str, float]:
+    """Every file of every run folder of the bench, with its modification time."""
+    return {
+        str(p.relative_to(root)): p.stat().st_mtime_ns
+        for p in root.glob("*/seed-*/**/*")
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+def test_seeds_parse_and_bad_ones_are_refused():
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert parse_seeds("3,0,7") == [0, 3, 7]
+    assert parse_seeds("0-2,9,1") == [0, 1, 2, 9]
+    for bad in ("", "a", "4-2", "1,,2", "-1"):
+        with pytest.raises(UsageError, match="--seeds"):
+            parse_seeds(bad)
+
+
+def test_summaries_are_the_mean_and_sample_std_of_the_finite_values():
+    s = summarise([1.0, 2.0, 4.0, math.nan])
+    assert s is not None
+    assert (s.mean, s.n) == (pytest.approx(7 / 3), 3)
+    squares = sum((v - 7 / 3) ** 2 for v in (1.0, 2.0, 4.0))
+    assert s.std == pytest.approx(math.sqrt(squares / 2))
+    one = summarise([5.0])
+    assert one is not None and one.std is None and one.text(2) == "5.00"
+    assert summarise([math.inf, math.nan]) is None
+    assert differences({"a": {"x": 1, "y": 2}, "b": {"x": 1, "y": 3}}) == ["y: a 2, b 3"]
+
+
+def test_a_killed_bench_continues_where_it_stopped_and_tabulates_every_seed(tmp_path):
+    a = recipe(tmp_path, "qs_a")
+    b = recipe(tmp_path, "qs_b", loss="hinge")
+    out = tmp_path / "bench"
+    args = [GANZOO, "bench", str(a), str(b), "--seeds", "0-1", "--jobs", "2", "--out", str(out),
+            *TINY, "--progress", "plain"]  # fmt: skip
+    process = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env={**os.environ, "NO_COLOR": "1"},
+    )  # fmt: skip
+    folders = [out / name / f"seed-{seed}" for name in ("qs_a", "qs_b") for seed in (0, 1)]
+    deadline = time.monotonic() + 240
+    while True:  # kill it once a pair is complete and another is half-trained
+        complete = [f for f in folders if (f / "eval.json").is_file()]
+        halfway = [f for f in folders if list(f.glob("checkpoints/step_*.pt"))
+                   and not (f / "eval.json").is_file()]  # fmt: skip
+        if complete and halfway:
+            break
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    time.sleep(1.0)  # the killed bench's runs got SIGTERM: let them save and exit
+    before = pair_files(out)
+    was_complete = {f for f in folders if (f / "eval.json").is_file()}
+    was_started = {f for f in folders if (f / "resolved.toml").is_file()} - was_complete
+    assert was_complete and was_started
+
+    again = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=300,
+                           env={**os.environ, "NO_COLOR": "1"})  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert f"{len(was_complete)} complete, {len(was_started)} to resume" in again.stderr
+    for folder in folders:
+        assert (folder / "eval.json").is_file()
+        log = (out / ".bench" / f"{folder.parent.name}-{folder.name}.log").read_text()
+        commands = [line for line in log.splitlines() if line.startswith("$ ")]
+        if folder in was_complete:  # not run again: no command, no file written
+            assert len(commands) == 1
+            mine = [k for k in before if k.startswith(f"{folder.parent.name}/{folder.name}/")]
+            assert mine and all(before[k] == (out / k).stat().st_mtime_ns for k in mine)
+        elif folder in was_started:  # continued from its checkpoint
+            assert "--resume" in commands[-1]
+            assert re.search(r"from step [1-9]\d*", log)
+        else:
+            assert len(commands) == 1 and "--resume" not in commands[0]
+
+    # the leaderboard, recomputed from the runs' own eval.json
+    board = json.loads((out / "leaderboard.json").read_text())
+    assert board["columns"] == ["modes", "high_quality", "reverse_kl", "spread"]
+    md = (out / "leaderboard.md").read_text()
+    rows = list(csv.DictReader((out / "leaderboard.csv").open()))
+    assert [(r["recipe"], r["seed"], r["status"]) for r in rows] == [
+        ("qs_a", "0", "complete"), ("qs_a", "1", "complete"),
+        ("qs_b", "0", "complete"), ("qs_b", "1", "complete"),
+    ]  # fmt: skip
+    for entry in board["recipes"]:
+        folder = out / entry["recipe"]
+        scores = [json.loads((folder / f"seed-{s}" / "eval.json").read_text())["scores"]
+                  for s in (0, 1)]  # fmt: skip
+        for column in ("high_quality", "modes"):
+            values = [s[column] for s in scores]
+            summary = entry["summary"][column]
+            assert summary["mean"] == pytest.approx(statistics.fmean(values))
+            assert summary["std"] == pytest.approx(statistics.stdev(values))
+            assert summary["n"] == 2
+        mean = entry["summary"]["high_quality"]
+        text = f"{mean['mean']:.4f} ± {mean['std']:.4f}"
+        line = next(row for row in md.splitlines() if row.startswith(f"| {entry['recipe']} |"))
+        assert text in line and "| 2/2 |" in line
+    best = max(board["recipes"], key=lambda e: e["summary"]["high_quality"]["mean"])
+    assert "high_quality" in best["best"]
+    png = (out / "leaderboard.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+
+    report = run_cli("bench", "--report", str(out))
+    assert report.returncode == 0, report.stderr
+    assert report.stdout == md.split("\n\n", 1)[1]
+
+
+def test_recipes_that_would_be_scored_differently_are_refused(tmp_path):
+    a = recipe(tmp_path, "qs_a")
+    b = recipe(tmp_path, "qs_b", extra='\n[eval]\nmetrics = ["modes"]\nnum_samples = 500\n')
+    done = bench(str(a), str(b), "--out", str(tmp_path / "bench"))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "evaluated differently" in lines[0] and "num_samples: qs_a 10000, qs_b 500" in lines[0]
+    assert not (tmp_path / "bench").exists()
+
+
+def test_a_failed_run_is_marked_and_the_others_still_count(tmp_path):
+    good = recipe(tmp_path, "qs_good")
+    broken = recipe(tmp_path, "qs_broken")  # learning rates that make the losses infinite
+    text = broken.read_text().replace("lr = 5e-4", "lr = 1e30").replace("lr = 1e-3", "lr = 1e30")
+    broken.write_text(text)
+    out = tmp_path / "bench"
+    done = bench(str(good), str(broken), "--out", str(out), "--jobs", "2", *TINY)
+    assert done.returncode == 1
+    assert "1 run(s) failed: qs_broken seed 0" in done.stderr
+    report = run_cli("bench", "--report", str(out))
+    assert report.returncode == 0, report.stderr
+    lines = {line.split(" | ")[0]: line for line in report.stdout.splitlines()[2:]}
+    assert "| 0/1 (seed 0 failed) | — |" in lines["| qs_broken"]
+    assert "| 1/1 |" in lines["| qs_good"]
+    rows = {r["recipe"]: r for r in csv.DictReader((out / "leaderboard.csv").open())}
+    assert rows["qs_broken"]["status"] == "failed" and rows["qs_broken"]["modes"] == ""
+    good_scores = json.loads((out / "qs_good" / "seed-0" / "eval.json").read_text())["scores"]
+    assert float(rows["qs_good"]["high_quality"]) == pytest.approx(good_scores["high_quality"])
+    status = json.loads((out / ".bench" / "qs_broken-seed-0.json").read_text())
+    assert status["status"] == "failed" and status["why"] == "exit code 1"
+    assert "NaN or infinite" in (out / ".bench" / "qs_broken-seed-0.log").read_text()
+
+
+def test_the_submitit_executor_runs_a_pair_through_its_local_backend(tmp_path):
+    pytest.importorskip("submitit", reason="submitit is not installed (pip install submitit)")
+    out = tmp_path / "bench"
+    done = bench(str(recipe(tmp_path, "qs_a")), "--out", str(out), "--executor", "submitit",
+                 "--cluster", "local", *TINY)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (out / "qs_a" / "seed-0" / "eval.json").is_file()
+    assert list((out / ".bench" / "submitit").glob("*_result.pkl"))  # submitit ran it
+    assert re.search(r"^\| qs_a \| 1/1 \|", done.stdout, re.MULTILINE)
