@@ -14,6 +14,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one test process a core (pytest -n auto): each computes on one thread, and so do the
+    # ganzoo processes it starts, so that the processes do not fight over the cores
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 GANZOO = str(Path(sys.executable).parent / "ganzoo")
 
 
@@ -31,6 +35,19 @@ def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         del os.environ["GANZOO_CACHE_DIR"]
     else:
         os.environ["GANZOO_CACHE_DIR"] = before
+
+
+def own_cache(folder: Path) -> Path:
+    """A cache folder with no reference features, sharing the session's trained classifiers.
+
+    Training a dataset classifier takes tens of seconds even on the tests' small data; tests
+    that need a feature cache of their own share the classifiers the session trained.
+    """
+    classifiers = Path(os.environ["GANZOO_CACHE_DIR"]) / "classifiers"
+    classifiers.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True)
+    (folder / "classifiers").symlink_to(classifiers)
+    return folder
 
 
 def shared_data_dir() -> Path | None:

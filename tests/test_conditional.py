@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, run_cli
+from conftest import REPO, own_cache, run_cli
 from PIL import Image
 from test_train import (
     assert_mnist_run_resumes_identically,
@@ -401,7 +401,7 @@ def test_acgan_checks_its_adversarial_loss(tmp_path):
 
 
 def test_conditional_metrics_are_recorded_with_their_protocol(tmp_path, mnist_dir, monkeypatch):
-    monkeypatch.setenv("GANZOO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GANZOO_CACHE_DIR", str(own_cache(tmp_path / "cache")))
     result = run_cgan(
         tmp_path / "run", mnist_dir,
         "eval.metrics=['fid', 'class-accuracy', 'intra-fid']", "eval.num_samples=400",

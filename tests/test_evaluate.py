@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import own_cache, run_cli
 from PIL import Image
 
 import ganzoo
@@ -334,7 +334,7 @@ def test_stats_command_writes_pytorch_fid_npz(tmp_path):
     from test_train import write_idx_mnist
 
     write_idx_mnist(tmp_path / "data")
-    cache = {"GANZOO_CACHE_DIR": str(tmp_path / "cache")}
+    cache = {"GANZOO_CACHE_DIR": str(own_cache(tmp_path / "cache"))}
     out = tmp_path / "ref.npz"
     done = run_cli(
         "stats", "mnist", "--split", "train", "--out", str(out), "--extractor",
@@ -355,7 +355,7 @@ def test_classifier_eval_of_an_image_run(tmp_path):
     from test_train import write_idx_mnist
 
     write_idx_mnist(tmp_path / "data")
-    env = {"GANZOO_CACHE_DIR": str(tmp_path / "cache")}
+    env = {"GANZOO_CACHE_DIR": str(own_cache(tmp_path / "cache"))}
     run = tmp_path / "run"
     done = run_cli(
         "run", "vanilla_mnist", "--out", str(run), "--data-dir", str(tmp_path / "data"),
@@ -388,8 +388,8 @@ def test_classifier_eval_of_an_image_run(tmp_path):
         "num_generated": 200, "num_reference": 256, "k": 5,
     }  # fmt: skip
     assert 0.0 <= report["scores"]["coverage"] <= 1.0 and report["scores"]["density"] >= 0.0
-    cached = list((tmp_path / "cache" / "classifiers").glob("mnist-*.pt"))
-    assert len(cached) == 1 and cached[0].with_suffix(".json").is_file()
+    cached = tmp_path / "cache" / "classifiers" / protocol["weights"]
+    assert cached.is_file() and cached.with_suffix(".json").is_file()
 
 
 def test_stats_of_a_dataset_without_splits_is_a_usage_error(tmp_path):
@@ -407,7 +407,7 @@ def test_fid_of_rgb_folders_with_a_grey_classifier(tmp_path):
     done = run_cli(
         "fid", str(tmp_path / "a"), str(tmp_path / "b"), "--extractor", "classifier:mnist",
         "--data-dir", str(tmp_path / "data"), "--json",
-        env={"GANZOO_CACHE_DIR": str(tmp_path / "cache")},
+        env={"GANZOO_CACHE_DIR": str(own_cache(tmp_path / "cache"))},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)

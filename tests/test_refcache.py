@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import own_cache, run_cli
 from PIL import Image
 from test_train import write_idx_mnist
 
@@ -31,15 +30,6 @@ def mnist_run(tmp_path_factory) -> tuple[Path, Path]:
         out=root / "run", data_dir=root / "data", progress="none",
     )  # fmt: skip
     return result.run_dir, root / "data"
-
-
-def own_cache(folder: Path) -> Path:
-    """A cache folder with no reference features, sharing the session's trained classifiers."""
-    classifiers = Path(os.environ["GANZOO_CACHE_DIR"]) / "classifiers"
-    classifiers.mkdir(parents=True, exist_ok=True)
-    folder.mkdir()
-    (folder / "classifiers").symlink_to(classifiers)
-    return folder
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, run_cli
+from conftest import REPO, own_cache, run_cli
 from PIL import Image
 from test_train import QUICK, assert_same, weights, write_idx_mnist
 
@@ -188,7 +188,7 @@ def test_options_are_checked_once_with_the_cli_messages():
 def test_end_of_run_evaluation_uses_what_is_in_memory(tmp_path, monkeypatch):
     """Neither the checkpoint nor the data is read again; ``ganzoo eval`` agrees exactly."""
     write_idx_mnist(tmp_path / "data")
-    monkeypatch.setenv("GANZOO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GANZOO_CACHE_DIR", str(own_cache(tmp_path / "cache")))
 
     def refuse(*args, **kwargs):
         raise AssertionError("the end-of-run evaluation reloaded the run")
