@@ -236,10 +236,11 @@ class Leaderboard:
         reference = p.get("reference", "?")
         parts = [
             f"{p.get('num_generated', '?')} samples a run against {reference} "
-            f"({p.get('num_reference', '?')} images)",
-            f"extractor {p.get('extractor', '?')}",
+            f"({p.get('num_reference', '?')} reference samples)",
             f"evaluation seed {p.get('seed', '?')}",
         ]
+        if "extractor" in p:
+            parts.insert(1, f"features: {p['extractor']}")
         return (
             "Mean ± sample standard deviation over each recipe's complete runs (seeds); "
             "↓ lower is better, ↑ higher is better; the best mean of each ranked score in bold. "
