@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,11 +72,16 @@ class Report:
 
 def protocol_differences(reports: list[Report]) -> dict[str, list[Any]]:
     """The protocol fields whose values are not the same in every report."""
-    keys = sorted({k for r in reports for k in r.protocol})
+    return field_differences([r.protocol for r in reports])
+
+
+def field_differences(protocols: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """The fields whose values are not the same in every protocol, with each one's value."""
+    keys = sorted({k for p in protocols for k in p})
     return {
-        key: [r.protocol.get(key) for r in reports]
+        key: [p.get(key) for p in protocols]
         for key in keys
-        if len({json.dumps(r.protocol.get(key), sort_keys=True) for r in reports}) > 1
+        if len({json.dumps(p.get(key), sort_keys=True) for p in protocols}) > 1
     }
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ganzoo.bench.grid import BENCH_FILE, Pair, differences
-from ganzoo.errors import UsageError
+from ganzoo.errors import GanzooError, UsageError
 from ganzoo.plots import save_leaderboard_plot
+from ganzoo.registry import registry
 from ganzoo.runs import RESOLVED, RunFolder
 from ganzoo.writes import write_text
 
@@ -118,9 +119,6 @@ def directions(rows: Sequence[Row]) -> dict[str, str]:
 
     The scores of a metric that is not installed here are shown but not ranked.
     """
-    from ganzoo.errors import GanzooError
-    from ganzoo.registry import registry
-
     found: dict[str, str] = {}
     for name in sorted({m for row in rows for m in row.metrics}):
         try:

@@ -7,7 +7,6 @@ pair's log and status, and ``<bench>/bench.json`` the grid, the overrides and th
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from collections.abc import Sequence
@@ -16,7 +15,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ganzoo.errors import UsageError
+from ganzoo.evaluate import field_differences
 from ganzoo.runs import RunFolder
+from ganzoo.threads import cores
 
 STATE = ".bench"
 BENCH_FILE = "bench.json"
@@ -85,15 +86,7 @@ class Settings:
         """Each job's CPU threads: ``threads`` if set, else the cores shared out over ``jobs``."""
         if self.threads is not None:
             return self.threads
-        return max(1, available_cores() // self.jobs)
-
-
-def available_cores() -> int:
-    """The CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        return max(1, cores() // self.jobs)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -138,14 +131,11 @@ def protocol(recipe: Any) -> dict[str, Any]:
 
 
 def differences(protocols: dict[str, dict[str, Any]]) -> list[str]:
-    """``field: name=value, ...`` for each protocol field whose value is not the same in all."""
-    keys = sorted({k for p in protocols.values() for k in p})
+    """``field: name value, ...`` for each protocol field whose value is not the same in all."""
     lines = []
-    for key in keys:
-        values = {name: p.get(key) for name, p in protocols.items()}
-        if len({json.dumps(v, sort_keys=True) for v in values.values()}) > 1:
-            shown = ", ".join(f"{name} {json.dumps(v)}" for name, v in values.items())
-            lines.append(f"{key}: {shown}")
+    for key, values in field_differences(list(protocols.values())).items():
+        shown = zip(protocols, values, strict=True)
+        lines.append(f"{key}: " + ", ".join(f"{name} {json.dumps(v)}" for name, v in shown))
     return lines
 
 

@@ -90,7 +90,6 @@ class _Submitit:
         if settings.partition is not None:
             params["slurm_partition"] = settings.partition
         self._executor.update_parameters(**params)
-        self._futures: list[Future[int]] = []
 
     def submit(self, argv: list[str], log: Path, threads: int) -> Future[int]:
         """Submit ``argv`` as a job; a future of its exit code, set when the job ends."""
@@ -253,6 +252,3 @@ def _finish(
 
 def _write_status(pair: Pair, status: dict[str, Any]) -> None:
     write_text(pair.state_file(".json"), json.dumps(status, indent=2) + "\n")
-
-
-# -- the leaderboard ---------------------------------------------------------------------------
