@@ -134,20 +134,24 @@ def installed_recipes() -> dict[str, Path]:
 def find_recipe(spec: str | Path) -> Path:
     """Return the recipe file ``spec`` names: a path, or the name of an installed recipe.
 
+    A file wins over an installed recipe of the same name; a folder does not (a bench or run
+    folder named after its recipe must not hide the recipe).
+
     Raises:
         RecipeError: neither a file nor an installed recipe's name.
         PluginError: the recipe's entry is broken (its file is missing or unreadable).
 
     """
     path = Path(spec)
-    if path.exists() or path.suffix == ".toml" or "/" in str(spec):
+    if path.is_file() or path.suffix == ".toml" or "/" in str(spec):
         return path
     recipes = registry("recipes")
     names = recipes.names()
     if str(spec) not in names:
+        what = "a folder, not a recipe file" if path.is_dir() else "no such file"
         raise RecipeError(
             [
-                f"{spec}: no such file, and no installed recipe of that name"
+                f"{spec}: {what}, and no installed recipe of that name"
                 + did_you_mean(str(spec), names)
                 + f" (installed recipes: {', '.join(names) or 'none'})"
             ]

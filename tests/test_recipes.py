@@ -9,7 +9,7 @@ from conftest import REPO, run_cli
 
 from ganzoo.errors import RecipeError
 from ganzoo.overrides import apply_overrides
-from ganzoo.recipe import installed_recipes, load_recipe, recipe_from_dict
+from ganzoo.recipe import find_recipe, installed_recipes, load_recipe, recipe_from_dict
 from ganzoo.registry import registry
 
 GOOD = """\
@@ -142,6 +142,20 @@ def test_missing_file(tmp_path):
 def test_unknown_bundled_name():
     lines = check_bad("vanila_mnist", expect=[])
     assert "did you mean 'vanilla_mnist'?" in lines[0]
+
+
+def test_a_folder_does_not_hide_an_installed_recipe(tmp_path, monkeypatch):
+    # a bench or run folder named after its recipe, in the working folder
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "quickstart").mkdir()
+    (tmp_path / "nothing").mkdir()
+    assert find_recipe("quickstart") == installed_recipes()["quickstart"]
+    assert load_recipe("quickstart").name == "quickstart"
+    with pytest.raises(RecipeError, match="nothing: a folder, not a recipe file, and no"):
+        find_recipe("nothing")
+    # a file of that name still wins
+    (tmp_path / "ring").write_text(GOOD)
+    assert load_recipe("ring").name == "ring_test"
 
 
 def test_wrong_schema_version(write):

@@ -143,17 +143,23 @@ def run_bench(
         _record_grid(root, pairs, settings, shared)
         result = BenchResult(skipped=[p for p in pairs if p.complete])
         todo = [p for p in pairs if not p.complete]
+        recipes_in = _count(len({p.recipe for p in pairs}), "recipe")
         intro = (
-            f"bench: {len(pairs)} runs ({len({p.recipe for p in pairs})} recipes x "
-            f"{len(seeds)} seeds) in {root}; {len(result.skipped)} complete, "
+            f"bench: {_count(len(pairs), 'run')} ({recipes_in} x {_count(len(seeds), 'seed')})"
+            f" in {root}; {len(result.skipped)} complete, "
             f"{sum(p.started for p in todo)} to resume, {sum(not p.started for p in todo)} to "
-            f"start; {settings.jobs} at a time, {settings.threads_per_job()} threads each"
+            f"start; {settings.jobs} at a time, {_count(settings.threads_per_job(), 'thread')} each"
         )
         if not todo and report_to is not None:
             report_to(intro)
         if todo:
             _execute(todo, settings, result, report_to, intro)
     return result
+
+
+def _count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _record_grid(root: Path, pairs: list[Pair], settings: Settings, shared: dict[str, Any]) -> None:
