@@ -192,8 +192,8 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for case in args.cases.split(","):
-        steps = 4 if args.smoke else (args.steps or default_steps[case])
-        warmup = 2 if args.smoke else max(10, steps // 5)
+        steps = 2 if args.smoke else (args.steps or default_steps[case])
+        warmup = 1 if args.smoke else max(10, steps // 5)
         runs: dict[str, list[dict[str, Any]]] = {"reference": [], "ganzoo": []}
         for _ in range(1 if args.smoke else args.rounds):
             for side in ("reference", "ganzoo"):

@@ -581,7 +581,7 @@ def test_sngan_cifar10_trains_two_steps_on_a_generated_folder(tmp_path):
     out = tmp_path / "run"
     result = run_cli(
         "run", str(recipe), "--out", str(out), "--progress", "none",
-        *sets("train.steps=2", "train.batch_size=8", "eval.metrics=[]"),
+        *sets("train.steps=2", "train.batch_size=2", "train.num_samples=4", "eval.metrics=[]"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     state = load_checkpoint(out / "checkpoints" / "last.pt")
