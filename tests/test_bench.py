@@ -17,7 +17,7 @@ import pytest
 from conftest import GANZOO, REPO, run_cli
 
 from ganzoo.bench import parse_seeds
-from ganzoo.bench.board import summarise
+from ganzoo.bench.board import Leaderboard, Row, summarise
 from ganzoo.bench.grid import differences
 from ganzoo.errors import UsageError
 
@@ -68,6 +68,25 @@ def test_summaries_are_the_mean_and_sample_std_of_the_finite_values():
     assert one is not None and one.std is None and one.text(2) == "5.00"
     assert summarise([math.inf, math.nan]) is None
     assert differences({"a": {"x": 1, "y": 2}, "b": {"x": 1, "y": 3}}) == ["y: a 2, b 3"]
+
+
+def test_speed_and_wall_time_count_the_complete_runs_as_the_scores_do(tmp_path):
+    rows = [
+        Row("r", 0, tmp_path, "complete", {"modes": 8.0}, images_per_s=1000.0, wall_s=60.0),
+        Row("r", 1, tmp_path, "complete", {"modes": 7.0}, images_per_s=3000.0, wall_s=180.0),
+        Row("r", 2, tmp_path, "unfinished", images_per_s=9000.0),
+        Row("r", 3, tmp_path, "failed", images_per_s=50.0, wall_s=5.0),
+    ]
+    board = Leaderboard(tmp_path, rows, {}, ["modes"], {"modes": "higher"})
+    speed, wall = board.timing("r")
+    assert (speed.mean, speed.n, wall.mean, wall.n) == (2000.0, 2, 120.0, 2)
+    (line,) = [x for x in board.markdown().splitlines() if x.startswith("| r ")]
+    assert line.endswith(
+        "| 2/4 (seed 2 unfinished, seed 3 failed) | **7.5 ± 0.7** | 2,000 | 0:02:00 |"
+    )
+    (entry,) = board.to_json()["recipes"]
+    assert entry["images_per_s"]["n"] == 2 and entry["wall_s"]["mean"] == 120.0
+    assert [r["images_per_s"] for r in entry["runs"]] == [1000.0, 3000.0, 9000.0, 50.0]
 
 
 def test_a_killed_bench_continues_where_it_stopped_and_tabulates_every_seed(tmp_path):

@@ -151,6 +151,12 @@ class Leaderboard:
         """The summary of ``column`` over ``recipe``'s complete runs."""
         return summarise(self.values(recipe, column))
 
+    def timing(self, recipe: str) -> tuple[Summary | None, Summary | None]:
+        """Images/s and wall time over ``recipe``'s complete runs, as the scores are counted."""
+        runs = [r for r in self.rows if r.recipe == recipe and r.status == "complete"]
+        speed = summarise([r.images_per_s for r in runs if r.images_per_s is not None])
+        return speed, summarise([r.wall_s for r in runs if r.wall_s is not None])
+
     def best(self, column: str) -> set[str]:
         """The recipes with the best mean of ``column`` (none when it is not ranked)."""
         direction = self.better.get(column)
@@ -171,14 +177,13 @@ class Leaderboard:
 
         recipes = []
         for name in self.recipes():
-            rows = [r for r in self.rows if r.recipe == name]
+            speed, wall = self.timing(name)
             recipes.append({
                 "recipe": name,
-                "runs": [_row_json(r) for r in rows],
+                "runs": [_row_json(r) for r in self.rows if r.recipe == name],
                 "summary": {c: summary(self.summary(name, c)) for c in self.columns},
-                "images_per_s": summary(summarise([r.images_per_s for r in rows
-                                                   if r.images_per_s is not None])),
-                "wall_s": summary(summarise([r.wall_s for r in rows if r.wall_s is not None])),
+                "images_per_s": summary(speed),
+                "wall_s": summary(wall),
                 "best": sorted(c for c in self.columns if name in self.best(c)),
             })  # fmt: skip
         return {
@@ -221,8 +226,7 @@ class Leaderboard:
                 s = self.summary(name, column)
                 text = "—" if s is None else s.text(_digits(column, s.mean))
                 cells.append(f"**{text}**" if name in self.best(column) else text)
-            speed = summarise([r.images_per_s for r in rows if r.images_per_s is not None])
-            wall = summarise([r.wall_s for r in rows if r.wall_s is not None])
+            speed, wall = self.timing(name)
             cells.append("—" if speed is None else f"{speed.mean:,.0f}")
             cells.append("—" if wall is None else _duration(wall.mean))
             lines.append("| " + " | ".join(cells) + " |")
@@ -244,7 +248,8 @@ class Leaderboard:
             "↓ lower is better, ↑ higher is better; the best mean of each ranked score in bold. "
             + "; ".join(parts)
             + ". images/s: training throughput (mean over the logged intervals); wall time: "
-            "the bench's time for the run, training and evaluation.\n"
+            "the bench's time for the run, training and evaluation; both over the complete runs."
+            "\n"
         )
 
 
