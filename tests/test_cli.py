@@ -25,6 +25,24 @@ def test_python_dash_m_runs_the_cli():
     assert done.stdout.strip() == f"ganzoo {ganzoo.__version__}"
 
 
+def test_a_malformed_set_or_unknown_recipe_is_reported_before_torch_loads():
+    # the ganzoo CLI in a fresh process, asked afterwards whether torch was imported
+    code = (
+        "import sys\nfrom ganzoo.cli import main\nsys.argv = ['ganzoo', *sys.argv[1:]]\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    print(e.code, 'torch' in sys.modules)\n"
+    )
+    for args in (
+        ["validate", "quickstart", "--set", "train.steps"],
+        ["validate", "quickstrat"],
+        ["run", "quickstrat", "--out", "never"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
+        )
+        assert done.stdout.split() == ["2", "False"], (args, done.stdout, done.stderr)
+        assert "did you mean 'quickstart'" in done.stderr or "train.steps=500" in done.stderr
+
+
 def test_list_losses_shows_builtins_with_provider():
     done = run_cli("list", "losses")
     assert done.returncode == 0, done.stderr

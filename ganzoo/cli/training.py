@@ -33,10 +33,11 @@ def validate(
     ] = False,
 ) -> None:
     """Check a recipe: its fields, its components' parameters, and that the networks fit."""
-    from ganzoo.build import check_networks
     from ganzoo.recipe import load_recipe
 
     resolved = load_recipe(recipe, overrides or [])
+    from ganzoo.build import check_networks  # torch: only once the recipe reads
+
     check_networks(resolved)
     if print_resolved:
         sys.stdout.write(resolved.to_toml())
@@ -109,11 +110,15 @@ def run(
         progress=progress,  # type: ignore[arg-type]
         inception_weights=inception_weights,  # type: ignore[arg-type]
     )
+    if recipe is None and resume is None:
+        recipe = "quickstart"
+    if recipe is not None:
+        from ganzoo.recipe import find_recipe
+
+        find_recipe(recipe)  # an unknown name is reported before torch loads
     from ganzoo.distributed import from_environment
     from ganzoo.train import run as run_recipe
 
-    if recipe is None and resume is None:
-        recipe = "quickstart"
     result = run_recipe(recipe, options)
     if not from_environment().is_main:
         return
