@@ -11,10 +11,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, get_args
+from typing import Any, TypeVar
 
 from ganzoo.errors import UsageError
-from ganzoo.progress import ProgressMode
+from ganzoo.progress import ProgressMode, progress_mode
 
 Options = TypeVar("Options", "RunOptions", "SampleOptions", "EvalOptions")
 
@@ -56,8 +56,7 @@ class RunOptions:
     inception_weights: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.progress not in get_args(ProgressMode):
-            raise UsageError(f"--progress {self.progress}: choose auto, bar, plain or none")
+        progress_mode(self.progress)
         if self.checkpoint is not None and self.resume is None:
             raise UsageError("--checkpoint needs --resume RUN_DIR")
         _set(

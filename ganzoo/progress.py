@@ -14,7 +14,9 @@ import sys
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, get_args
+
+from ganzoo.errors import UsageError
 
 ProgressMode = Literal["auto", "bar", "plain", "none"]
 ReportTo = Callable[[str], None] | None
@@ -22,13 +24,26 @@ ReportTo = Callable[[str], None] | None
 LINE_INTERVAL = 5.0
 
 
-def _fmt_duration(seconds: float) -> str:
+def progress_mode(mode: str) -> ProgressMode:
+    """``mode`` as a :data:`ProgressMode` (what ``--progress`` takes).
+
+    Raises:
+        UsageError: ``mode`` is not one of them.
+
+    """
+    if mode not in get_args(ProgressMode):
+        raise UsageError(f"--progress {mode}: choose auto, bar, plain or none")
+    return mode  # type: ignore[return-value]  (checked above)
+
+
+def fmt_duration(seconds: float) -> str:
+    """``H:MM:SS`` of ``seconds``, whole seconds (truncated), never below zero."""
     seconds = max(0, int(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def _fmt_took(seconds: float) -> str:
-    return f"{seconds:.1f} s" if seconds < 60 else _fmt_duration(seconds)
+    return f"{seconds:.1f} s" if seconds < 60 else fmt_duration(seconds)
 
 
 def describe(record: dict[str, Any]) -> str:
@@ -93,9 +108,9 @@ class Task:
         parts = [f"{self.done:,}/{self.total:,} {self.unit}{percent}"]
         if self.status:
             parts.append(self.status)
-        parts.append(f"{_fmt_duration(elapsed)} elapsed")
+        parts.append(f"{fmt_duration(elapsed)} elapsed")
         if 0 < self.done < self.total:
-            parts.append(f"eta {_fmt_duration(elapsed / self.done * (self.total - self.done))}")
+            parts.append(f"eta {fmt_duration(elapsed / self.done * (self.total - self.done))}")
         return f"{self.title}: " + ", ".join(parts)
 
     def finish(self, outcome: str = "") -> None:
@@ -275,7 +290,7 @@ class Progress(Reporter):
             done = record["step"] - self.start
             elapsed = time.perf_counter() - self.started
             eta = elapsed / done * (self.total - record["step"]) if done > 0 else 0.0
-            line = f"{describe(record)}  [{record['step']}/{self.total}, eta {_fmt_duration(eta)}]"
+            line = f"{describe(record)}  [{record['step']}/{self.total}, eta {fmt_duration(eta)}]"
             print(line, file=self.stream, flush=True)
 
     def close(self) -> None:

@@ -315,7 +315,8 @@ class WriterLock:
     ) -> WriterLock:
         """Take the lock of ``path``, waiting while another process holds it.
 
-        ``waiting`` is called once, with the holder (:meth:`holder`), when the lock is taken.
+        ``waiting`` is called once, with the holder (:meth:`holder`), when another process
+        holds the lock at the first try.
 
         Raises:
             WriteError: the lock file cannot be created or written.

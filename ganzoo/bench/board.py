@@ -16,6 +16,7 @@ from typing import Any
 from ganzoo.bench.grid import BENCH_FILE, Pair, differences
 from ganzoo.errors import GanzooError, UsageError
 from ganzoo.plots import save_leaderboard_plot
+from ganzoo.progress import fmt_duration
 from ganzoo.registry import registry
 from ganzoo.runs import RESOLVED, RunFolder
 from ganzoo.writes import write_text
@@ -142,9 +143,13 @@ class Leaderboard:
         """The recipes, in the order of their first run."""
         return list(dict.fromkeys(row.recipe for row in self.rows))
 
+    def complete(self, recipe: str) -> list[Row]:
+        """``recipe``'s complete runs, by seed: those its scores and timings are taken from."""
+        return [r for r in self.rows if r.recipe == recipe and r.status == "complete"]
+
     def values(self, recipe: str, column: str) -> list[float]:
         """The finite values of ``column`` in ``recipe``'s complete runs, by seed."""
-        runs = [r for r in self.rows if r.recipe == recipe and r.status == "complete"]
+        runs = self.complete(recipe)
         return [v for r in runs if math.isfinite(v := r.scores.get(column, math.nan))]
 
     def summary(self, recipe: str, column: str) -> Summary | None:
@@ -153,7 +158,7 @@ class Leaderboard:
 
     def timing(self, recipe: str) -> tuple[Summary | None, Summary | None]:
         """Images/s and wall time over ``recipe``'s complete runs, as the scores are counted."""
-        runs = [r for r in self.rows if r.recipe == recipe and r.status == "complete"]
+        runs = self.complete(recipe)
         speed = summarise([r.images_per_s for r in runs if r.images_per_s is not None])
         return speed, summarise([r.wall_s for r in runs if r.wall_s is not None])
 
@@ -228,7 +233,7 @@ class Leaderboard:
                 cells.append(f"**{text}**" if name in self.best(column) else text)
             speed, wall = self.timing(name)
             cells.append("—" if speed is None else f"{speed.mean:,.0f}")
-            cells.append("—" if wall is None else _duration(wall.mean))
+            cells.append("—" if wall is None else fmt_duration(round(wall.mean)))
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
 
@@ -261,11 +266,6 @@ def _digits(column: str, mean: float) -> int:
     if column == "modes":
         return 1
     return 2 if abs(mean) >= 10 else 3 if abs(mean) >= 1 else 4
-
-
-def _duration(seconds: float) -> str:
-    seconds = round(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def _row_json(row: Row) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from ganzoo.cli.app import (
     handled,
 )
 from ganzoo.errors import UsageError
-from ganzoo.progress import Reporter
+from ganzoo.progress import Reporter, progress_mode
 
 
 @app.command()
@@ -95,9 +95,7 @@ def bench(
         executor=executor,  # type: ignore[arg-type]  (checked above)
         cluster=cluster, partition=partition, gpus_per_job=gpus_per_job, timeout_min=timeout,
     )  # fmt: skip
-    if progress not in ("auto", "bar", "plain", "none"):
-        raise UsageError(f"--progress {progress}: choose auto, bar, plain or none")
-    reporter = Reporter(progress)  # type: ignore[arg-type]  (checked above)
+    reporter = Reporter(progress_mode(progress))
     result = run_bench(recipes or [], parse_seeds(seeds), Path(out), settings, reporter)
     _write_report(Path(out))
     if result.failed:
