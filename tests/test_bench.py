@@ -20,6 +20,7 @@ from ganzoo.bench import parse_seeds
 from ganzoo.bench.board import Leaderboard, Row, summarise
 from ganzoo.bench.grid import differences
 from ganzoo.errors import UsageError
+from ganzoo.writes import WriterLock
 
 QUICKSTART = (REPO / "recipes" / "quickstart.toml").read_text()
 # quickstart-sized: seconds a run, most of it the process's start
@@ -47,6 +48,19 @@ def pair_files(root: Path) -> dict[str, float]:
         for p in root.glob("*/seed-*/**/*")
         if p.is_file() and p.name != ".lock"
     }
+
+
+def wait_until_unlocked(folders: list[Path], timeout: float = 60) -> None:
+    """Wait until no process holds the lock of any of the run ``folders`` (each has exited)."""
+    deadline = time.monotonic() + timeout
+    for folder in folders:
+        while (folder / ".lock").exists():
+            lock = WriterLock.try_acquire(folder / ".lock")
+            if lock is not None:
+                lock.release()
+                break
+            assert time.monotonic() < deadline, WriterLock.holder(folder / ".lock")
+            time.sleep(0.05)
 
 
 def test_seeds_parse_and_bad_ones_are_refused():
@@ -112,7 +126,7 @@ def test_a_killed_bench_continues_where_it_stopped_and_tabulates_every_seed(tmp_
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=60)
-    time.sleep(1.0)  # the killed bench's runs got SIGTERM: let them save and exit
+    wait_until_unlocked(folders)  # the killed bench's runs got SIGTERM: they save and exit
     before = pair_files(out)
     was_complete = {f for f in folders if (f / "eval.json").is_file()}
     was_started = {f for f in folders if (f / "resolved.toml").is_file()} - was_complete
