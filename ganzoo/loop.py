@@ -8,14 +8,10 @@ clean stop. Under torchrun every process runs the loop; rank 0 alone writes.
 from __future__ import annotations
 
 import json
-import signal
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ganzoo import distributed
@@ -25,6 +21,7 @@ from ganzoo.errors import DivergenceError
 from ganzoo.plots import class_labels, save_class_grid, save_loss_curves, save_samples
 from ganzoo.progress import Progress, ProgressMode
 from ganzoo.runs import RunFolder
+from ganzoo.stopping import StopRequest
 from ganzoo.threads import ThreadBudget
 from ganzoo.trainer import Trainer
 from ganzoo.writes import Guarded, guarded, quiet_writer_threads
@@ -58,31 +55,6 @@ class RunResult:
                 f"{self.step:,} steps in {self.run_seconds:.1f} s"
             )
         return line
-
-
-class StopRequest:
-    """Turns SIGINT/SIGTERM into a request to checkpoint and stop after the current step."""
-
-    def __init__(self) -> None:
-        self.signal_name: str | None = None
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signal_name is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C stops at once
-        self.signal_name = signal.Signals(signum).name
-
-    @contextmanager
-    def installed(self) -> Iterator[StopRequest]:
-        """Handle the signals inside the block (in the main thread only)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield self
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
 
 class Loop:

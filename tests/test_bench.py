@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import GANZOO, REPO, run_cli
+from conftest import GANZOO, REPO, run_cli, stop_at_checkpoint
 
 from ganzoo.bench import parse_seeds
 from ganzoo.bench.board import Leaderboard, Row, summarise
@@ -181,6 +181,41 @@ def test_a_killed_bench_continues_where_it_stopped_and_tabulates_every_seed(tmp_
     report = run_cli("bench", "--report", str(out))
     assert report.returncode == 0, report.stderr
     assert report.stdout == md.split("\n\n", 1)[1]
+
+
+def test_a_stopped_bench_waits_for_its_runs_to_save_and_counts_every_attempt(tmp_path):
+    a = recipe(tmp_path, "qs_a")
+    out = tmp_path / "bench"
+    args = ["bench", str(a), "--seeds", "0", "--out", str(out), "--progress", "plain",
+            "--set", "train.steps=1000000", "--set", "train.checkpoint_every=200"]  # fmt: skip
+    folder = out / "qs_a" / "seed-0"
+    log = out / ".bench" / "qs_a-seed-0.log"
+    walls, step = [0.0], 0
+    for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        began = time.monotonic()  # stopped once it has made a checkpoint past where it began
+        after = folder / "checkpoints" / f"step_{(step // 200 + 1) * 200:08d}.pt"
+        ended = stop_at_checkpoint(args, after, sig)
+        elapsed = time.monotonic() - began
+        name = signal.Signals(sig).name
+        assert ended.returncode == code, ended.stderr
+        assert f"bench: stopped by {name}" in ended.stderr
+        assert "asking 1 run to save a checkpoint and stop" in ended.stderr
+        # the run got SIGTERM, saved where it stopped, and had exited when the bench did
+        text = log.read_text()
+        stopped = re.findall(r"stopped by SIGTERM at step (\d+)/1000000", text)
+        commands = [line for line in text.splitlines() if line.startswith("$ ")]
+        assert len(stopped) == len(commands) == len(walls)
+        assert ("--resume" in commands[-1]) == (step > 0) and int(stopped[-1]) > step
+        step = int(stopped[-1])
+        assert (folder / "checkpoints" / f"step_{step:08d}.pt").is_file()
+        assert not (folder / ".lock").exists()
+        status = json.loads((out / ".bench" / "qs_a-seed-0.json").read_text())
+        assert status["status"] == "stopped"
+        attempt = status["wall_s"] - walls[-1]  # this attempt's time, added to the last one's
+        assert 0.5 < attempt <= elapsed + 0.1
+        walls.append(status["wall_s"])
+    rows = list(csv.DictReader((out / "leaderboard.csv").open()))
+    assert [(r["recipe"], r["status"]) for r in rows] == [("qs_a", "unfinished")]
 
 
 def test_recipes_that_would_be_scored_differently_are_refused(tmp_path):

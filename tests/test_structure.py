@@ -23,6 +23,7 @@ GROUND_FLOOR = {
     "ganzoo.distributed",
     "ganzoo.device",
     "ganzoo.writes",
+    "ganzoo.stopping",
 }
 # The files of a run folder ("samples" and "checkpoints" are common words: the folders are
 # left out, and so is checkpoint.py's own naming of the files in checkpoints/).

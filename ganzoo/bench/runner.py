@@ -18,7 +18,11 @@ from typing import Any
 from ganzoo.bench.grid import BENCH_FILE, STATE, Pair, Settings, command, plan
 from ganzoo.errors import UsageError
 from ganzoo.progress import ReportTo, track
+from ganzoo.stopping import StopRequest
 from ganzoo.writes import WriterLock, make_folder, write_text
+
+POLL_S = 0.5  # how often the bench looks for a stop request while its runs go on
+STOPPED_CODES = (130, 143)  # the exit codes of a run stopped by SIGINT / SIGTERM
 
 
 class _ParentDeath:
@@ -34,11 +38,17 @@ class _ParentDeath:
         self._prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def execute(argv: list[str], log: str, threads: int) -> int:
+def execute(
+    argv: list[str],
+    log: str,
+    threads: int,
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> int:
     """Run ``argv`` with its output appended to ``log``; its exit code.
 
-    The process computes on ``threads`` threads. On Linux it is stopped (SIGTERM, so it
-    saves a checkpoint) if the process that started it dies.
+    The process computes on ``threads`` threads; ``started`` is given it once it runs. On
+    Linux it is stopped (SIGTERM, so it saves a checkpoint) if the process that started it
+    dies.
     """
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "NO_COLOR": "1"}
     env.pop("GANZOO_DEBUG", None)
@@ -46,10 +56,12 @@ def execute(argv: list[str], log: str, threads: int) -> int:
     with open(log, "a", encoding="utf-8") as out:
         out.write(f"$ {' '.join(argv)}\n")
         out.flush()
-        done = subprocess.run(
-            argv, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=setup, check=False
-        )
-    return done.returncode
+        with subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=setup
+        ) as process:
+            if started is not None:
+                started(process)
+            return process.wait()
 
 
 class _Local:
@@ -57,10 +69,27 @@ class _Local:
 
     def __init__(self, jobs: int) -> None:
         self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="bench")
+        self._processes: list[subprocess.Popen[bytes]] = []
+        self._lock = threading.Lock()
+        self._stopping = False
 
     def submit(self, argv: list[str], log: Path, threads: int) -> Future[int]:
         """Start ``argv`` when a worker is free."""
-        return self._pool.submit(execute, argv, str(log), threads)
+        return self._pool.submit(execute, argv, str(log), threads, self._started)
+
+    def _started(self, process: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._processes.append(process)
+            if self._stopping:
+                process.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        """Ask every run still going to save a checkpoint and exit (SIGTERM)."""
+        with self._lock:
+            self._stopping = True
+            for process in self._processes:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
 
     def close(self) -> None:
         """Wait for nothing more: the pairs still queued are dropped."""
@@ -90,10 +119,12 @@ class _Submitit:
         if settings.partition is not None:
             params["slurm_partition"] = settings.partition
         self._executor.update_parameters(**params)
+        self._jobs: list[Any] = []
 
     def submit(self, argv: list[str], log: Path, threads: int) -> Future[int]:
         """Submit ``argv`` as a job; a future of its exit code, set when the job ends."""
         job = self._executor.submit(execute, argv, str(log), threads)
+        self._jobs.append(job)
         future: Future[int] = Future()
 
         def follow() -> None:
@@ -105,17 +136,28 @@ class _Submitit:
         threading.Thread(target=follow, daemon=True).start()
         return future
 
+    def stop(self) -> None:
+        """Cancel the jobs still going (SLURM sends them SIGTERM: they save a checkpoint)."""
+        for job in self._jobs:
+            if not job.done():
+                job.cancel(check=False)
+
     def close(self) -> None:
         """Nothing to release: submitted jobs run on."""
 
 
 @dataclass
 class BenchResult:
-    """What a bench did: the pairs that were complete before, trained now, and that failed."""
+    """What a bench did: the pairs complete before, trained now, failed, and stopped midway.
+
+    ``stopped_by`` names the signal (SIGINT or SIGTERM) that stopped the bench, if one did.
+    """
 
     skipped: list[Pair] = field(default_factory=list)
     trained: list[Pair] = field(default_factory=list)
     failed: list[Pair] = field(default_factory=list)
+    stopped: list[Pair] = field(default_factory=list)
+    stopped_by: str | None = None
 
 
 def run_bench(
@@ -218,21 +260,51 @@ def _execute(
         say(f"bench: {verb} {pair.label} (log: {pair.state_file('.log')})")
         running[executor.submit(argv, pair.state_file(".log"), threads)] = (pair, time.time())
 
+    stop = StopRequest()
     try:
-        with track(report_to, "bench", len(todo), "runs", intro) as task:
+        with stop.installed(), track(report_to, "bench", len(todo), "runs", intro) as task:
             while queue and len(running) < settings.jobs:
                 start(queue.pop(0))
             task.advance(0, status())
-            while running:
-                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            while running and stop.signal_name is None:
+                finished, _ = wait(list(running), timeout=POLL_S, return_when=FIRST_COMPLETED)
                 for future in finished:
                     pair, began = running.pop(future)
                     _finish(pair, future, time.time() - began, result, say)
-                    if queue:
+                    if queue and stop.signal_name is None:
                         start(queue.pop(0))
                     task.advance(1, status())
+            if stop.signal_name is not None and (running or queue):
+                result.stopped_by = stop.signal_name
+                _stop(executor, running, result, say)
     finally:
         executor.close()
+
+
+def _stop(
+    executor: _Local | _Submitit,
+    running: dict[Future[int], tuple[Pair, float]],
+    result: BenchResult,
+    say: Callable[[str], None],
+) -> None:
+    """Stop the running pairs: each saves a checkpoint; record how long each attempt ran."""
+    say(
+        f"bench: stopped by {result.stopped_by}; asking {_count(len(running), 'run')} to save "
+        "a checkpoint and stop"
+    )
+    executor.stop()
+    if isinstance(executor, _Local):  # a cluster's jobs stop in their own time
+        wait(list(running))
+    for future, (pair, began) in running.items():
+        seconds = time.time() - began
+        code = future.result() if future.done() and future.exception() is None else None
+        if code is not None and code not in STOPPED_CODES:
+            _finish(pair, future, seconds, result, say)
+            continue
+        old = pair.status()
+        wall = round(float(old.get("wall_s", 0.0)) + seconds, 1)
+        _write_status(pair, {**old, "status": "stopped", "wall_s": wall})
+        result.stopped.append(pair)
 
 
 def _finish(

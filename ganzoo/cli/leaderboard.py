@@ -106,6 +106,13 @@ def bench(
             style="red", markup=False, soft_wrap=True,
         )  # fmt: skip
         raise typer.Exit(1)
+    if result.stopped_by is not None:
+        console_err.print(
+            f"bench: stopped by {result.stopped_by}; the runs it stopped saved their "
+            "checkpoints: run the same command again to continue",
+            style="yellow", markup=False, soft_wrap=True,
+        )  # fmt: skip
+        raise typer.Exit(130 if result.stopped_by == "SIGINT" else 143)
 
 
 def _write_report(root: Path) -> None:
