@@ -83,10 +83,15 @@ def stop_at_checkpoint(
         env={**os.environ, "NO_COLOR": "1"},
     )  # fmt: skip
     deadline = time.monotonic() + timeout
-    while not checkpoint.exists():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    try:
+        while not checkpoint.exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, f"no {checkpoint} after {timeout} s"
+            time.sleep(0.005)
+    except BaseException:
+        process.kill()  # a failed wait leaves nothing running (a bench's runs get SIGTERM)
+        process.communicate()
+        raise
     process.send_signal(sig)
     stdout, stderr = process.communicate(timeout=timeout)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
