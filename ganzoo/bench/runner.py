@@ -301,9 +301,7 @@ def _stop(
         if code is not None and code not in STOPPED_CODES:
             _finish(pair, future, seconds, result, say)
             continue
-        old = pair.status()
-        wall = round(float(old.get("wall_s", 0.0)) + seconds, 1)
-        _write_status(pair, {**old, "status": "stopped", "wall_s": wall})
+        _record_attempt(pair, seconds, "stopped")
         result.stopped.append(pair)
 
 
@@ -316,16 +314,21 @@ def _finish(
         why = f"exit code {code}"
     except Exception as exc:  # the executor could not run it
         code, why = None, f"{type(exc).__name__}: {exc}"
-    old = pair.status()
-    wall = float(old.get("wall_s", 0.0)) + seconds
     if code == 0 and pair.complete:
         result.trained.append(pair)
-        _write_status(pair, {**old, "status": "complete", "wall_s": round(wall, 1)})
+        _record_attempt(pair, seconds, "complete")
         say(f"bench: {pair.label} done in {seconds:.0f} s")
         return
     result.failed.append(pair)
-    _write_status(pair, {**old, "status": "failed", "why": why, "wall_s": round(wall, 1)})
+    _record_attempt(pair, seconds, "failed", why=why)
     say(f"bench: {pair.label} failed ({why}); its output: {pair.state_file('.log')}")
+
+
+def _record_attempt(pair: Pair, seconds: float, status: str, **more: str) -> None:
+    """Write how ``pair``'s attempt ended, its ``seconds`` added to the wall time of the others."""
+    old = pair.status()
+    wall = round(float(old.get("wall_s", 0.0)) + seconds, 1)
+    _write_status(pair, {**old, "status": status, **more, "wall_s": wall})
 
 
 def _write_status(pair: Pair, status: dict[str, Any]) -> None:
