@@ -261,3 +261,22 @@ def test_the_submitit_executor_runs_a_pair_through_its_local_backend(tmp_path):
     assert (out / "qs_a" / "seed-0" / "eval.json").is_file()
     assert list((out / ".bench" / "submitit").glob("*_result.pkl"))  # submitit ran it
     assert re.search(r"^\| qs_a \| 1/1 \|", done.stdout, re.MULTILINE)
+
+
+def test_a_stopped_submitit_bench_cancels_its_job_and_the_run_saves(tmp_path):
+    pytest.importorskip("submitit", reason="submitit is not installed (pip install submitit)")
+    out = tmp_path / "bench"
+    args = ["bench", str(recipe(tmp_path, "qs_a")), "--out", str(out), "--progress", "plain",
+            "--executor", "submitit", "--cluster", "local",
+            "--set", "train.steps=1000000", "--set", "train.checkpoint_every=200"]  # fmt: skip
+    folder = out / "qs_a" / "seed-0"
+    ended = stop_at_checkpoint(args, folder / "checkpoints" / "step_00000200.pt", signal.SIGTERM)
+    assert ended.returncode == 143, ended.stderr
+    assert "asking 1 run to save a checkpoint and stop" in ended.stderr
+    wait_until_unlocked([folder])  # the cancelled job's run saves in its own time
+    stopped = re.findall(r"stopped by SIGTERM at step (\d+)/1000000",
+                         (out / ".bench" / "qs_a-seed-0.log").read_text())  # fmt: skip
+    assert len(stopped) == 1 and int(stopped[0]) >= 200
+    assert (folder / "checkpoints" / f"step_{int(stopped[0]):08d}.pt").is_file()
+    status = json.loads((out / ".bench" / "qs_a-seed-0.json").read_text())
+    assert status["status"] == "stopped" and status["wall_s"] > 0.5
