@@ -89,8 +89,12 @@ def stop_at_checkpoint(
             assert time.monotonic() < deadline, f"no {checkpoint} after {timeout} s"
             time.sleep(0.005)
     except BaseException:
-        process.kill()  # a failed wait leaves nothing running (a bench's runs get SIGTERM)
-        process.communicate()
+        process.terminate()  # a failed wait leaves nothing running: a bench stops its runs
+        try:
+            process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
         raise
     process.send_signal(sig)
     stdout, stderr = process.communicate(timeout=timeout)

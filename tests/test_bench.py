@@ -26,6 +26,8 @@ QUICKSTART = (REPO / "recipes" / "quickstart.toml").read_text()
 # quickstart-sized: seconds a run, most of it the process's start
 TINY = ["--set", "train.steps=200", "--set", "train.batch_size=32",
         "--set", "train.checkpoint_every=50", "--set", "eval.num_samples=1000"]  # fmt: skip
+# small steps and a checkpoint every 50: a run to stop reaches its first checkpoint in seconds
+FREQUENT = ["--set", "train.batch_size=32", "--set", "train.checkpoint_every=50"]
 
 
 def recipe(folder: Path, name: str, loss: str = "non-saturating", extra: str = "") -> Path:
@@ -187,13 +189,13 @@ def test_a_stopped_bench_waits_for_its_runs_to_save_and_counts_every_attempt(tmp
     a = recipe(tmp_path, "qs_a")
     out = tmp_path / "bench"
     args = ["bench", str(a), "--seeds", "0", "--out", str(out), "--progress", "plain",
-            "--set", "train.steps=1000000", "--set", "train.checkpoint_every=200"]  # fmt: skip
+            "--set", "train.steps=1000000", *FREQUENT]  # fmt: skip
     folder = out / "qs_a" / "seed-0"
     log = out / ".bench" / "qs_a-seed-0.log"
     walls, step = [0.0], 0
     for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
         began = time.monotonic()  # stopped once it has made a checkpoint past where it began
-        after = folder / "checkpoints" / f"step_{(step // 200 + 1) * 200:08d}.pt"
+        after = folder / "checkpoints" / f"step_{(step // 50 + 1) * 50:08d}.pt"
         ended = stop_at_checkpoint(args, after, sig)
         elapsed = time.monotonic() - began
         name = signal.Signals(sig).name
@@ -268,15 +270,15 @@ def test_a_stopped_submitit_bench_cancels_its_job_and_the_run_saves(tmp_path):
     out = tmp_path / "bench"
     args = ["bench", str(recipe(tmp_path, "qs_a")), "--out", str(out), "--progress", "plain",
             "--executor", "submitit", "--cluster", "local",
-            "--set", "train.steps=1000000", "--set", "train.checkpoint_every=200"]  # fmt: skip
+            "--set", "train.steps=1000000", *FREQUENT]  # fmt: skip
     folder = out / "qs_a" / "seed-0"
-    ended = stop_at_checkpoint(args, folder / "checkpoints" / "step_00000200.pt", signal.SIGTERM)
+    ended = stop_at_checkpoint(args, folder / "checkpoints" / "step_00000050.pt", signal.SIGTERM)
     assert ended.returncode == 143, ended.stderr
     assert "asking 1 run to save a checkpoint and stop" in ended.stderr
     wait_until_unlocked([folder])  # the cancelled job's run saves in its own time
     stopped = re.findall(r"stopped by SIGTERM at step (\d+)/1000000",
                          (out / ".bench" / "qs_a-seed-0.log").read_text())  # fmt: skip
-    assert len(stopped) == 1 and int(stopped[0]) >= 200
+    assert len(stopped) == 1 and int(stopped[0]) >= 50
     assert (folder / "checkpoints" / f"step_{int(stopped[0]):08d}.pt").is_file()
     status = json.loads((out / ".bench" / "qs_a-seed-0.json").read_text())
     assert status["status"] == "stopped" and status["wall_s"] > 0.5
