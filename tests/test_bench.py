@@ -23,11 +23,11 @@ from ganzoo.errors import UsageError
 from ganzoo.writes import WriterLock
 
 QUICKSTART = (REPO / "recipes" / "quickstart.toml").read_text()
+# small steps and a checkpoint every EVERY: a run to stop reaches its first checkpoint in seconds
+EVERY = 50
+FREQUENT = ["--set", "train.batch_size=32", "--set", f"train.checkpoint_every={EVERY}"]
 # quickstart-sized: seconds a run, most of it the process's start
-TINY = ["--set", "train.steps=200", "--set", "train.batch_size=32",
-        "--set", "train.checkpoint_every=50", "--set", "eval.num_samples=1000"]  # fmt: skip
-# small steps and a checkpoint every 50: a run to stop reaches its first checkpoint in seconds
-FREQUENT = ["--set", "train.batch_size=32", "--set", "train.checkpoint_every=50"]
+TINY = ["--set", "train.steps=200", *FREQUENT, "--set", "eval.num_samples=1000"]
 
 
 def recipe(folder: Path, name: str, loss: str = "non-saturating", extra: str = "") -> Path:
@@ -195,7 +195,7 @@ def test_a_stopped_bench_waits_for_its_runs_to_save_and_counts_every_attempt(tmp
     walls, step = [0.0], 0
     for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
         began = time.monotonic()  # stopped once it has made a checkpoint past where it began
-        after = folder / "checkpoints" / f"step_{(step // 50 + 1) * 50:08d}.pt"
+        after = folder / "checkpoints" / f"step_{(step // EVERY + 1) * EVERY:08d}.pt"
         ended = stop_at_checkpoint(args, after, sig)
         elapsed = time.monotonic() - began
         name = signal.Signals(sig).name
@@ -272,13 +272,15 @@ def test_a_stopped_submitit_bench_cancels_its_job_and_the_run_saves(tmp_path):
             "--executor", "submitit", "--cluster", "local",
             "--set", "train.steps=1000000", *FREQUENT]  # fmt: skip
     folder = out / "qs_a" / "seed-0"
-    ended = stop_at_checkpoint(args, folder / "checkpoints" / "step_00000050.pt", signal.SIGTERM)
+    ended = stop_at_checkpoint(
+        args, folder / "checkpoints" / f"step_{EVERY:08d}.pt", signal.SIGTERM
+    )
     assert ended.returncode == 143, ended.stderr
     assert "asking 1 run to save a checkpoint and stop" in ended.stderr
     wait_until_unlocked([folder])  # the cancelled job's run saves in its own time
     stopped = re.findall(r"stopped by SIGTERM at step (\d+)/1000000",
                          (out / ".bench" / "qs_a-seed-0.log").read_text())  # fmt: skip
-    assert len(stopped) == 1 and int(stopped[0]) >= 50
+    assert len(stopped) == 1 and int(stopped[0]) >= EVERY
     assert (folder / "checkpoints" / f"step_{int(stopped[0]):08d}.pt").is_file()
     status = json.loads((out / ".bench" / "qs_a-seed-0.json").read_text())
     assert status["status"] == "stopped" and status["wall_s"] > 0.5
