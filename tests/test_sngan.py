@@ -593,3 +593,35 @@ def test_sngan_cifar10_trains_two_steps_on_a_generated_folder(tmp_path):
     d_steps = {int(s["step"]) for s in state["discriminator_optimizer"]["state"].values()}
     g_steps = {int(s["step"]) for s in state["generator_optimizer"]["state"].values()}
     assert d_steps == {10} and g_steps == {2}
+
+
+def test_sagan_fashion_mnist_trains_two_steps_with_its_two_learning_rates(tmp_path):
+    data = shared_data_dir()
+    if data is None:
+        pytest.skip("this run reads Fashion-MNIST from ../shared/data")
+    out = tmp_path / "run"
+    env = {"GANZOO_DATA_DIR": str(data), "OMP_NUM_THREADS": "1"}
+    done = run_cli(
+        "run", "sagan_fashion_mnist", "--out", str(out), "--progress", "none",
+        *sets("train.steps=2", "train.batch_size=4", "train.num_samples=4", "eval.metrics=[]"),
+        env={**os.environ, **env},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    state = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert state["step"] == 2
+    g_group = state["generator_optimizer"]["param_groups"][0]
+    d_group = state["discriminator_optimizer"]["param_groups"][0]
+    assert (g_group["lr"], d_group["lr"]) == (1e-4, 4e-4)
+    assert g_group["betas"] == d_group["betas"] == (0.0, 0.9)
+    for role in ("generator", "discriminator"):
+        weights = state[role]
+        # self-attention on the 32 channels of the 14x14 maps, f and g down to C/8 = 4
+        (f,) = (
+            value
+            for key, value in weights.items()
+            if key.endswith("f.parametrizations.weight.original")
+        )
+        assert f.shape == (4, 32, 1, 1), role
+        assert sum(key.endswith(".gamma") for key in weights) == 1, role
+        # spectral norm on every convolution: no plain conv weights are left
+        assert not [k for k, v in weights.items() if k.endswith(".weight") and v.dim() == 4], role
