@@ -7,7 +7,6 @@ Neither the paper nor mimicry states a count, so the 32x32x3 figures are this ar
 
 from __future__ import annotations
 
-import os
 import textwrap
 from itertools import pairwise
 from pathlib import Path
@@ -553,7 +552,7 @@ def test_sngan_recipe_runs_on_mnist_through_the_cli(tmp_path):
     recipe.write_text(textwrap.dedent(SNGAN_RECIPE))
     out = tmp_path / "run"
     env = {"GANZOO_DATA_DIR": str(data), "OMP_NUM_THREADS": "1"}
-    done = run_cli("run", str(recipe), "--out", str(out), env={**os.environ, **env})
+    done = run_cli("run", str(recipe), "--out", str(out), env=env)
     assert done.returncode == 0, done.stderr
     state = load_checkpoint(Path(out) / "checkpoints" / "last.pt")
     assert state["step"] == 4
@@ -603,9 +602,9 @@ def test_sagan_fashion_mnist_trains_two_steps_with_its_two_learning_rates(tmp_pa
     env = {"GANZOO_DATA_DIR": str(data), "OMP_NUM_THREADS": "1"}
     done = run_cli(
         "run", "sagan_fashion_mnist", "--out", str(out), "--progress", "none",
-        *sets("train.steps=2", "train.batch_size=4", "train.num_samples=4", "eval.metrics=[]"),
-        *sets("data.split=test"),  # 10,000 images to read instead of 60,000
-        env={**os.environ, **env},
+        *sets("train.steps=2", "train.batch_size=4", "train.num_samples=4", "eval.metrics=[]",
+              "data.split=test"),  # the test split: 10,000 images to read instead of 60,000
+        env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     state = load_checkpoint(out / "checkpoints" / "last.pt")
