@@ -26,10 +26,18 @@ def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Keep the tests' caches (classifiers, reference features) out of the user's home.
 
     One cache folder for the session, for the tests and the CLI subprocesses they start; a
-    test that needs an empty cache sets ``GANZOO_CACHE_DIR`` itself.
+    test that needs an empty cache sets ``GANZOO_CACHE_DIR`` itself. Under pytest-xdist the
+    workers share one classifier folder (the session's temporary root), so each classifier
+    is trained once a session, not once a worker: the first to need it trains it under the
+    cache's lock while the others wait.
     """
     before = os.environ.get("GANZOO_CACHE_DIR")
-    os.environ["GANZOO_CACHE_DIR"] = str(tmp_path_factory.mktemp("ganzoo-cache"))
+    cache = tmp_path_factory.mktemp("ganzoo-cache")
+    root = tmp_path_factory.getbasetemp()
+    shared = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "classifiers"
+    shared.mkdir(exist_ok=True)
+    (cache / "classifiers").symlink_to(shared)
+    os.environ["GANZOO_CACHE_DIR"] = str(cache)
     yield
     if before is None:
         del os.environ["GANZOO_CACHE_DIR"]

@@ -132,29 +132,40 @@ def test_compiled_cpu_run_trains(tmp_path, r1_gamma):
     assert not any(name.startswith("_orig_mod") for name in state["generator"])
 
 
-def test_benchmarks_run_in_smoke_mode(tmp_path):
+def one_thread() -> dict[str, str]:
+    """This process's environment (the session's cache folder included), on one thread."""
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def test_training_speed_benchmark_runs_in_smoke_mode(tmp_path):
     data = shared_data_dir()
     if data is None:
         pytest.skip("the training-speed benchmark reads MNIST's test split from ../shared/data")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GANZOO_DATA_DIR": str(data)}
     speed = subprocess.run(
         [sys.executable, "benchmarks/training_speed.py", "--smoke", "--cases", "mlp64,dcgan32,gmmn256",
          "--json", str(tmp_path / "s.json")],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=600,
+        capture_output=True, text=True, cwd=REPO, env={**one_thread(), "GANZOO_DATA_DIR": str(data)},
+        timeout=600,
     )  # fmt: skip
     assert speed.returncode == 0, speed.stderr[-3000:]
     assert "mlp64" in speed.stdout and "dcgan32" in speed.stdout and "gmmn256" in speed.stdout
+
+
+def test_frechet_benchmark_runs_in_smoke_mode():
     frechet = subprocess.run(
         [sys.executable, "benchmarks/evaluation.py", "frechet", "--dims", "64", "--samples", "300",
          "--repeats", "1"],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+        capture_output=True, text=True, cwd=REPO, env=one_thread(), timeout=300,
     )  # fmt: skip
     assert frechet.returncode == 0, frechet.stderr[-3000:]
     assert "separate processes" in frechet.stdout and "one process" in frechet.stdout
+
+
+def test_mode_collapse_benchmark_runs_in_smoke_mode():
     modes = subprocess.run(
         [sys.executable, "benchmarks/mode_collapse.py", "recipes/quickstart.toml", "--seeds", "1",
          "--set", "train.steps=20", "--set", "train.log_every=10"],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+        capture_output=True, text=True, cwd=REPO, env=one_thread(), timeout=300,
     )  # fmt: skip
     assert modes.returncode == 0, modes.stderr[-3000:]
     assert "quickstart (mean)" in modes.stdout
