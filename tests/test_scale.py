@@ -132,7 +132,7 @@ def test_compiled_cpu_run_trains(tmp_path, r1_gamma):
     assert not any(name.startswith("_orig_mod") for name in state["generator"])
 
 
-def one_thread() -> dict[str, str]:
+def one_thread_env() -> dict[str, str]:
     """This process's environment (the session's cache folder included), on one thread."""
     return {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -144,7 +144,7 @@ def test_training_speed_benchmark_runs_in_smoke_mode(tmp_path):
     speed = subprocess.run(
         [sys.executable, "benchmarks/training_speed.py", "--smoke", "--cases", "mlp64,dcgan32",
          "--json", str(tmp_path / "s.json")],
-        capture_output=True, text=True, cwd=REPO, env={**one_thread(), "GANZOO_DATA_DIR": str(data)},
+        capture_output=True, text=True, cwd=REPO, env={**one_thread_env(), "GANZOO_DATA_DIR": str(data)},
         timeout=600,
     )  # fmt: skip
     assert speed.returncode == 0, speed.stderr[-3000:]
@@ -160,7 +160,7 @@ def test_frechet_benchmark_runs_in_smoke_mode():
     frechet = subprocess.run(
         [sys.executable, "benchmarks/evaluation.py", "frechet", "--dims", "64", "--samples", "300",
          "--repeats", "1"],
-        capture_output=True, text=True, cwd=REPO, env=one_thread(), timeout=300,
+        capture_output=True, text=True, cwd=REPO, env=one_thread_env(), timeout=300,
     )  # fmt: skip
     assert frechet.returncode == 0, frechet.stderr[-3000:]
     assert "separate processes" in frechet.stdout and "one process" in frechet.stdout
@@ -170,7 +170,7 @@ def test_mode_collapse_benchmark_runs_in_smoke_mode():
     modes = subprocess.run(
         [sys.executable, "benchmarks/mode_collapse.py", "recipes/quickstart.toml", "--seeds", "1",
          "--set", "train.steps=20", "--set", "train.log_every=10"],
-        capture_output=True, text=True, cwd=REPO, env=one_thread(), timeout=300,
+        capture_output=True, text=True, cwd=REPO, env=one_thread_env(), timeout=300,
     )  # fmt: skip
     assert modes.returncode == 0, modes.stderr[-3000:]
     assert "quickstart (mean)" in modes.stdout
