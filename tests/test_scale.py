@@ -33,8 +33,13 @@ MLP = [
 ]
 
 
+def one_thread_env() -> dict[str, str]:
+    """This process's environment (the session's cache folder included), on one thread."""
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 def test_two_process_gloo_run_matches_one_process(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
+    env = {**one_thread_env(), "NO_COLOR": "1"}
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
         "-m", "ganzoo", "run", "quickstart", "--out", str(tmp_path / "ddp"), "--progress",
@@ -130,11 +135,6 @@ def test_compiled_cpu_run_trains(tmp_path, r1_gamma):
     assert state["step"] == 6
     assert all(torch.isfinite(t).all() for t in state["generator"].values())
     assert not any(name.startswith("_orig_mod") for name in state["generator"])
-
-
-def one_thread_env() -> dict[str, str]:
-    """This process's environment (the session's cache folder included), on one thread."""
-    return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def test_training_speed_benchmark_runs_in_smoke_mode(tmp_path):
