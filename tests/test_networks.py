@@ -20,6 +20,7 @@ from torch import nn
 from ganzoo.api import DataSpec
 from ganzoo.errors import ComponentConfigError
 from ganzoo.registry import registry
+from ganzoo.zoo.conditioning import ConditionalBatchNorm2d
 from ganzoo.zoo.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganzoo.zoo.mlp import MLPDiscriminator, MLPGenerator
 
@@ -314,6 +315,61 @@ def test_dcgan_parameter_counts_at_64px_by_hand():
     convs = 3 * 64 * 16 + 64 * 128 * 16 + 128 * 256 * 16 + 256 * 512 * 16 + 512 * 1 * 16
     norms = 2 * (128 + 256 + 512)
     assert n_params(build(DCGANDiscriminator, spec)) == convs + norms + 64 + 1 == 2_765_633
+
+
+def _extra_block_sides(G: nn.Module, D: nn.Module, spec: DataSpec) -> tuple[list[int], list[int]]:
+    """Sides of the maps that G's and D's stride-1 3x3 convolutions give, in forward order."""
+    sides: dict[str, list[int]] = {"G": [], "D": []}
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out, key=key: sides[key].append(out.shape[-1]))
+        for key, net in (("G", G), ("D", D))
+        for m in net.modules()
+        if type(m) is nn.Conv2d and m.stride == (1, 1) and m.kernel_size == (3, 3)
+    ]
+    x = G(G.sample_latent(N))
+    assert x.shape == (N, *spec.shape)
+    assert D(x).shape == (N,)
+    for hook in hooks:
+        hook.remove()
+    return sides["G"], sides["D"]
+
+
+@pytest.mark.parametrize("spec", DCGAN_SPECS, ids=spec_id)
+def test_dcgan_extra_layers_are_stride_one_blocks_at_the_chosen_side(spec):
+    half, smallest = spec.shape[1] // 2, 7 if spec.shape[1] == 28 else 4
+    G = build(DCGANGenerator, spec, base_channels=8, latent_dim=16, extra_layers=2)
+    D = build(DCGANDiscriminator, spec, base_channels=8, extra_layers=2)
+    plain_g = build(DCGANGenerator, spec, base_channels=8, latent_dim=16)
+    plain_d = build(DCGANDiscriminator, spec, base_channels=8)
+    # by default at half the image's side (8 channels there): each block a bias-free 3x3
+    # convolution 8 -> 8 and a batch norm (2 per channel)
+    assert n_params(G) - n_params(plain_g) == 2 * (8 * 8 * 9 + 2 * 8)
+    assert n_params(D) - n_params(plain_d) == 2 * (8 * 8 * 9 + 2 * 8)
+    assert _extra_block_sides(G, D, spec) == ([half] * 2, [half] * 2)
+    # at the smallest side, where both networks are widest: 8 doubled per size step
+    G = build(
+        DCGANGenerator, spec, base_channels=8, latent_dim=16, extra_layers=1, extra_side=smallest
+    )
+    D = build(DCGANDiscriminator, spec, base_channels=8, extra_layers=1, extra_side=smallest)
+    width = {28: 16, 32: 32, 64: 64}[spec.shape[1]]
+    assert n_params(G) - n_params(plain_g) == width * width * 9 + 2 * width
+    assert n_params(D) - n_params(plain_d) == width * width * 9 + 2 * width
+    assert _extra_block_sides(G, D, spec) == ([smallest], [smallest])
+
+
+@pytest.mark.parametrize("cls", [DCGANGenerator, DCGANDiscriminator])
+def test_dcgan_extra_side_must_be_a_hidden_side(cls):
+    with pytest.raises(ComponentConfigError, match=r"extra_side = 28 .* choose one of 7, 14"):
+        build(cls, DataSpec((1, 28, 28)), extra_layers=1, extra_side=28)
+
+
+def test_conditional_dcgan_generator_extra_layers_use_conditional_batch_norm():
+    spec = DataSpec((1, 28, 28), num_classes=10)
+    G = build(DCGANGenerator, spec, conditional=True, extra_layers=1, base_channels=8)
+    assert sum(isinstance(m, ConditionalBatchNorm2d) for m in G.modules()) == 3
+    y = torch.arange(4)
+    x = G(G.sample_latent(4), y)
+    assert x.shape == (4, 1, 28, 28)
 
 
 @pytest.mark.parametrize("latent_std", [1.0, 0.1])

@@ -46,15 +46,15 @@ def _layout(spec: DataSpec, what: str) -> tuple[int, int]:
     return _LAYOUTS[spec.shape[1]]
 
 
-def _attention_side(attention: int | None, sides: list[int], what: str) -> int | None:
-    """``attention`` when it is one of the ``sides`` of the network's hidden feature maps."""
-    if attention is not None and attention not in sides:
+def _hidden_side(field: str, value: int | None, sides: list[int], what: str) -> int | None:
+    """``value`` (of ``field``) when it is one of the ``sides`` of the hidden feature maps."""
+    if value is not None and value not in sides:
         size = 2 * max(sides)
         raise ComponentConfigError(
-            f"attention = {attention} is not the side of one of the {what}'s hidden feature "
+            f"{field} = {value} is not the side of one of the {what}'s hidden feature "
             f"maps at {size} px; choose one of {', '.join(map(str, sorted(sides)))}"
         )
-    return attention
+    return value
 
 
 def _attention_field(role: str) -> Any:
@@ -64,6 +64,16 @@ def _attention_field(role: str) -> Any:
         description=f"Side of the {role}'s hidden feature maps after which a self-attention "
         "block comes (SAGAN, Zhang et al. 2019): 7 or 14 at 28 px; 4, 8 or 16 at 32 px; 4, "
         "8, 16 or 32 at 64 px. Unset: no attention block.",
+    )
+
+
+def _extra_side_field(default: str) -> Any:
+    return Field(
+        None,
+        gt=0,
+        description="Side of the hidden feature maps at which the extra_layers blocks come: 7 "
+        "or 14 at 28 px; 4, 8 or 16 at 32 px; 4, 8, 16 or 32 at 64 px. Unset: the "
+        f"{default} side.",
     )
 
 
@@ -97,6 +107,14 @@ class DCGANGenerator(Generator):
             "per-class scale and shift); needs batch_norm and labelled data.",
         )
         attention: int | None = _attention_field("generator")
+        extra_layers: int = Field(
+            0,
+            ge=0,
+            description="Stride-1 3x3 convolution blocks (convolution, batch norm, ReLU) after "
+            "the hidden layer of side extra_side (n_extra_layers of the DCGAN code of Arjovsky "
+            "et al. 2017, which puts them at the largest side).",
+        )
+        extra_side: int | None = _extra_side_field("largest")
         spectral_norm: bool = Field(
             False,
             description="Spectral norm on every convolution (the attention block's too), as in "
@@ -112,14 +130,19 @@ class DCGANGenerator(Generator):
             self.num_classes = spec.require_classes("generator.conditional")
         self.latent_dim = params.latent_dim
         sides = [first_side * 2**i for i in range(steps)]
-        attend = _attention_side(params.attention, sides, "generator")
+        attend = _hidden_side("attention", params.attention, sides, "generator")
+        extra = _hidden_side("extra_side", params.extra_side, sides, "generator") or sides[-1]
         width = params.base_channels * 2 ** (steps - 1)
         layers = self._block(params.latent_dim, width, first_side, 1, 0)
-        for side in sides[1:]:
-            if side // 2 == attend:
-                layers.append(SelfAttention2d(width))
-            layers += self._block(width, width // 2, 4, 2, 1)
-            width //= 2
+        for side in sides:
+            if side > first_side:
+                if side // 2 == attend:
+                    layers.append(SelfAttention2d(width))
+                layers += self._block(width, width // 2, 4, 2, 1)
+                width //= 2
+            if side == extra:
+                for _ in range(params.extra_layers):
+                    layers += self._block(width, width, 3, 1, 1, transposed=False)
         if sides[-1] == attend:
             layers.append(SelfAttention2d(width))
         layers += [nn.ConvTranspose2d(width, spec.channels, 4, 2, 1), nn.Tanh()]
@@ -128,9 +151,12 @@ class DCGANGenerator(Generator):
         if params.spectral_norm:
             spectral_normalise(self)
 
-    def _block(self, c_in: int, c_out: int, kernel: int, stride: int, pad: int) -> list[nn.Module]:
+    def _block(
+        self, c_in: int, c_out: int, kernel: int, stride: int, pad: int, transposed: bool = True
+    ) -> list[nn.Module]:
         norm = self.params.batch_norm
-        conv = nn.ConvTranspose2d(c_in, c_out, kernel, stride, pad, bias=not norm)
+        conv_type = nn.ConvTranspose2d if transposed else nn.Conv2d
+        conv = conv_type(c_in, c_out, kernel, stride, pad, bias=not norm)
         if self.num_classes:
             return [conv, ConditionalBatchNorm2d(c_out, self.num_classes), nn.ReLU(True)]
         return [conv, nn.BatchNorm2d(c_out) if norm else nn.Identity(), nn.ReLU(True)]
@@ -171,6 +197,14 @@ class DCGANDiscriminator(Discriminator):
             "projection logit and the head share the features.",
         )
         attention: int | None = _attention_field("discriminator")
+        extra_layers: int = Field(
+            0,
+            ge=0,
+            description="Stride-1 3x3 convolution blocks (convolution, batch norm when batch_norm, "
+            "LeakyReLU) after the hidden layer of side extra_side (n_extra_layers of the DCGAN "
+            "code of Arjovsky et al. 2017, which puts them after the first layer).",
+        )
+        extra_side: int | None = _extra_side_field("first layer's")
         spectral_norm: bool = Field(
             False,
             description="Spectral norm on every convolution (the attention block's too) and on "
@@ -181,22 +215,22 @@ class DCGANDiscriminator(Discriminator):
         super().__init__(params, spec)
         last_side, steps = _layout(spec, "the dcgan discriminator")
         sides = [last_side * 2**i for i in reversed(range(steps))]
-        attend = _attention_side(params.attention, sides, "discriminator")
+        attend = _hidden_side("attention", params.attention, sides, "discriminator")
+        extra = _hidden_side("extra_side", params.extra_side, sides, "discriminator") or sides[0]
         width = params.base_channels
         layers: list[nn.Module] = [
             nn.Conv2d(spec.channels, width, 4, 2, 1),
             nn.LeakyReLU(params.negative_slope, True),
         ]
-        for side in sides[1:]:
-            if side * 2 == attend:
-                layers.append(SelfAttention2d(width))
-            norm = params.batch_norm
-            layers += [
-                nn.Conv2d(width, width * 2, 4, 2, 1, bias=not norm),
-                nn.BatchNorm2d(width * 2) if norm else nn.Identity(),
-                nn.LeakyReLU(params.negative_slope, True),
-            ]
-            width *= 2
+        for side in sides:
+            if side < sides[0]:
+                if side * 2 == attend:
+                    layers.append(SelfAttention2d(width))
+                layers += self._block(width, width * 2, 4, 2)
+                width *= 2
+            if side == extra:
+                for _ in range(params.extra_layers):
+                    layers += self._block(width, width, 3, 1)
         if last_side == attend:
             layers.append(SelfAttention2d(width))
         layers.append(nn.Conv2d(width, 1, last_side, 1, 0))
@@ -215,6 +249,14 @@ class DCGANDiscriminator(Discriminator):
             spectral_normalise(self)
             if self.num_classes:
                 spectral_norm(self.projection)
+
+    def _block(self, c_in: int, c_out: int, kernel: int, stride: int) -> list[nn.Module]:
+        norm = self.params.batch_norm
+        return [
+            nn.Conv2d(c_in, c_out, kernel, stride, 1, bias=not norm),
+            nn.BatchNorm2d(c_out) if norm else nn.Identity(),
+            nn.LeakyReLU(self.params.negative_slope, True),
+        ]
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Map images (N, C, H, W), and labels ``y`` when conditional, to logits (N,)."""
