@@ -13,6 +13,7 @@ import pytest
 import torch
 from conftest import REPO, own_cache, run_cli
 from PIL import Image
+from pydantic import ValidationError
 from test_train import (
     assert_mnist_run_resumes_identically,
     sets,
@@ -139,6 +140,15 @@ class FirstColumn(Discriminator):
         return x[:, 1:4]
 
 
+def softplus(t: float) -> float:
+    return math.log1p(math.exp(t))
+
+
+def ce(logits: list[float], label: int) -> float:
+    """Cross-entropy of ``logits`` at ``label``, by hand."""
+    return math.log(sum(math.exp(v) for v in logits)) - logits[label]
+
+
 def test_acgan_loss_by_hand():
     real = torch.tensor([[2.0, 1.0, 0.0, 0.0], [0.0, 0.0, 2.0, 0.0]])
     fake = torch.tensor([[-1.0, 0.0, 0.0, 3.0], [1.0, 1.0, 2.0, 1.0]])
@@ -147,12 +157,6 @@ def test_acgan_loss_by_hand():
         FirstColumn(FirstColumn.Params(), DataSpec((4,))), real_y, fake, fake_y
     )
     loss = ACGANLoss(ACGANLoss.Params(class_weight=0.5, fake_class_weight=2.0))
-
-    def softplus(t):
-        return math.log1p(math.exp(t))
-
-    def ce(logits, label):
-        return math.log(sum(math.exp(v) for v in logits)) - logits[label]
 
     adversarial = (softplus(-2) + softplus(0)) / 2 + (softplus(-1) + softplus(1)) / 2
     real_ce = (ce([1, 0, 0], 0) + ce([0, 2, 0], 1)) / 2
@@ -166,6 +170,31 @@ def test_acgan_loss_by_hand():
     assert g.logs["g_class_accuracy"].item() == 0.5  # [0, 0, 3] -> 2 is right, [1, 2, 1] -> 1 not
     with pytest.raises(ComponentConfigError, match="needs labelled batches"):
         loss.discriminator_loss(FirstColumn(FirstColumn.Params(), DataSpec((4,))), real, fake)
+
+
+def test_acgan_without_the_real_class_term_is_infogan_and_reads_no_real_label():
+    real = torch.tensor([[2.0, 1.0, 0.0, 0.0], [0.0, 0.0, 2.0, 0.0]])
+    fake = torch.tensor([[-1.0, 0.0, 0.0, 3.0], [1.0, 1.0, 2.0, 1.0]])
+    fake_y = torch.tensor([2, 0])
+    loss = ACGANLoss(ACGANLoss.Params(class_weight=0.5, real_class_weight=0.0))
+    outs = []
+    for real_y in (torch.tensor([0, 1]), torch.tensor([2, 2])):
+        D = LabelledDiscriminator(
+            FirstColumn(FirstColumn.Params(), DataSpec((4,))), real_y, fake, fake_y
+        )
+        outs.append((loss.discriminator_loss(D, real, fake), loss.generator_loss(D, real, fake)))
+
+    adversarial = (softplus(-2) + softplus(0)) / 2 + (softplus(-1) + softplus(1)) / 2
+    fake_ce = (ce([0, 0, 3], 2) + ce([1, 2, 1], 0)) / 2
+    (d, g), (d_other, g_other) = outs
+    # D's head is InfoGAN's Q: trained on the fakes' codes alone, whatever the real labels
+    assert d.value.item() == pytest.approx(adversarial + 0.5 * fake_ce)
+    assert "d_class" not in d.logs and d.logs["d_class_fake"].item() == pytest.approx(fake_ce)
+    assert d_other.value.item() == d.value.item()
+    assert g_other.value.item() == g.value.item()
+    assert g.value.item() == pytest.approx((softplus(1) + softplus(-1)) / 2 + 0.5 * fake_ce)
+    with pytest.raises(ValidationError, match="nothing trains the class head"):
+        ACGANLoss.Params(real_class_weight=0.0, fake_class_weight=0.0)
 
 
 def test_a_bound_discriminator_labels_every_batch_a_loss_makes():

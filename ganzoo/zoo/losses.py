@@ -222,11 +222,13 @@ class ACGANLoss(Loss):
     """Auxiliary-classifier GAN (Odena et al. 2017): an adversarial loss plus class cross-entropy.
 
     D minimises the adversarial loss plus ``class_weight`` times the cross-entropy of its
-    classifier head on the real labels (and, weighted by ``fake_class_weight``, on the fakes'
-    labels, as the paper does); G minimises its adversarial loss plus ``class_weight`` times
-    the cross-entropy of its fakes under D's head. Needs a discriminator with a classifier head
-    (the zoo's take ``classifier = true``) and a conditional generator; it steps the
-    discriminator as often as its adversarial loss asks.
+    classifier head on the real labels (weighted by ``real_class_weight``) and on the fakes'
+    labels (weighted by ``fake_class_weight``, as the paper does); G minimises its adversarial
+    loss plus ``class_weight`` times the cross-entropy of its fakes under D's head. With
+    ``real_class_weight = 0`` no real label is read and the head is InfoGAN's Q (Chen et al.
+    2016): the fakes' labels are a categorical latent code whose information G maximises.
+    Needs a discriminator with a classifier head (the zoo's take ``classifier = true``) and a
+    conditional generator; it steps the discriminator as often as its adversarial loss asks.
     """
 
     uses_labels: ClassVar[bool] = True
@@ -243,6 +245,13 @@ class ACGANLoss(Loss):
         class_weight: float = Field(
             1.0, ge=0, description="Weight of the class cross-entropy, for D and for G."
         )
+        real_class_weight: float = Field(
+            1.0,
+            ge=0,
+            description="Relative weight of D's class term on real images; 0 trains the head on "
+            "fakes only and reads no real label: InfoGAN's categorical code (Chen et al. 2016), "
+            "of the dataset's number of classes.",
+        )
         fake_class_weight: float = Field(
             1.0,
             ge=0,
@@ -253,6 +262,11 @@ class ACGANLoss(Loss):
         @model_validator(mode="after")
         def _known_adversarial(self) -> ACGANLoss.Params:
             _adversarial_loss(self.adversarial, self.adversarial_params)
+            if self.real_class_weight == 0 and self.fake_class_weight == 0:
+                raise ValueError(
+                    "real_class_weight and fake_class_weight are both 0: nothing trains the "
+                    "class head"
+                )
             return self
 
     def __init__(self, params: Params) -> None:
@@ -278,16 +292,18 @@ class ACGANLoss(Loss):
         return F.cross_entropy(logits, labels), accuracy
 
     def discriminator_loss(self, D: nn.Module, real: Tensor, fake: Tensor) -> LossOutput:
-        """The adversarial D loss + class_weight * (CE(real) + fake_class_weight * CE(fake))."""
+        """The adversarial D loss plus the weighted class terms on reals and fakes."""
         D = self._labelled(D)
         out = self.adversarial.discriminator_loss(D, real, fake)
-        weight = self.params.class_weight
-        real_ce, accuracy = self._class_term(D, real)
-        value = out.value + weight * real_ce
-        logs = {**out.logs, "d_class": real_ce.detach(), "d_class_accuracy": accuracy}
-        if self.params.fake_class_weight > 0:
+        value, logs = out.value, dict(out.logs)
+        params = self.params
+        if params.real_class_weight > 0:
+            real_ce, accuracy = self._class_term(D, real)
+            value = value + params.class_weight * params.real_class_weight * real_ce
+            logs.update(d_class=real_ce.detach(), d_class_accuracy=accuracy)
+        if params.fake_class_weight > 0:
             fake_ce, _ = self._class_term(D, fake)
-            value = value + weight * self.params.fake_class_weight * fake_ce
+            value = value + params.class_weight * params.fake_class_weight * fake_ce
             logs["d_class_fake"] = fake_ce.detach()
         return LossOutput(value, logs)
 
