@@ -67,6 +67,16 @@ def _attention_field(role: str) -> Any:
     )
 
 
+def _extra_layers_field(block: str, place: str) -> Any:
+    return Field(
+        0,
+        ge=0,
+        description=f"Stride-1 3x3 convolution blocks (convolution, {block}) after the hidden "
+        "layer of side extra_side (n_extra_layers of the DCGAN code of Arjovsky et al. 2017, "
+        f"which puts them {place}).",
+    )
+
+
 def _extra_side_field(default: str) -> Any:
     return Field(
         None,
@@ -107,13 +117,7 @@ class DCGANGenerator(Generator):
             "per-class scale and shift); needs batch_norm and labelled data.",
         )
         attention: int | None = _attention_field("generator")
-        extra_layers: int = Field(
-            0,
-            ge=0,
-            description="Stride-1 3x3 convolution blocks (convolution, batch norm, ReLU) after "
-            "the hidden layer of side extra_side (n_extra_layers of the DCGAN code of Arjovsky "
-            "et al. 2017, which puts them at the largest side).",
-        )
+        extra_layers: int = _extra_layers_field("batch norm, ReLU", "at the largest side")
         extra_side: int | None = _extra_side_field("largest")
         spectral_norm: bool = Field(
             False,
@@ -197,12 +201,8 @@ class DCGANDiscriminator(Discriminator):
             "projection logit and the head share the features.",
         )
         attention: int | None = _attention_field("discriminator")
-        extra_layers: int = Field(
-            0,
-            ge=0,
-            description="Stride-1 3x3 convolution blocks (convolution, batch norm when batch_norm, "
-            "LeakyReLU) after the hidden layer of side extra_side (n_extra_layers of the DCGAN "
-            "code of Arjovsky et al. 2017, which puts them after the first layer).",
+        extra_layers: int = _extra_layers_field(
+            "batch norm when batch_norm, LeakyReLU", "after the first layer"
         )
         extra_side: int | None = _extra_side_field("first layer's")
         spectral_norm: bool = Field(
