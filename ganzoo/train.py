@@ -53,6 +53,7 @@ def run(
     dist = distributed.from_environment()
     device = resolve_device(options.device, dist)
     own_group = distributed.start(dist, device)
+    trainer: Trainer | None = None
     with ExitStack() as held:  # the run folder's lock
         try:
             folder, trainer, dataset, threads = _start(recipe, options, device, dist, held)
@@ -62,9 +63,12 @@ def run(
                 result = loop.run()
         except BaseException:
             if own_group:
+                if trainer is not None:
+                    trainer.unwrap()
                 torch.distributed.destroy_process_group()
             raise
         if own_group:
+            trainer.unwrap()
             distributed.finish()
         threads.close()  # scores computed as `ganzoo eval` computes them, on its threads
         if result.interrupted_by is None and trainer.recipe.shell.eval.metrics and dist.is_main:

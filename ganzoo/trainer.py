@@ -133,6 +133,15 @@ class Trainer:
         d_for_g = wrap(self.D, False, compile_d) if self.dist.enabled else discriminator
         return generator, discriminator, d_for_g
 
+    def unwrap(self) -> None:
+        """Let go of the DDP and compiled wrappers; the step then calls the plain networks.
+
+        A DDP wrapper's reducer holds the process group: freed here, while the group exists,
+        it does not die later at a garbage collection or at interpreter exit, where gloo can
+        abort the process.
+        """
+        self.G_train, self.D_train, self.D_for_g = self.G, self.D, self.D
+
     def _fixed_inputs(self) -> tuple[Tensor, Tensor | None]:
         """The sample grid's latent vectors (and, for a conditional G, one row per class)."""
         n = self.recipe.train.num_samples

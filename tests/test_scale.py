@@ -65,6 +65,46 @@ def test_two_process_gloo_run_matches_one_process(tmp_path):
     assert a["data"] == b["data"]
 
 
+# Runs ``ganzoo`` under torchrun and, when the process group is destroyed, names every
+# DistributedDataParallel wrapper still alive: a wrapper's reducer holds the group, and one that
+# outlives it dies at an arbitrary garbage collection, or at interpreter exit, where gloo can
+# abort the process (SIGABRT after a finished run).
+WATCH_DDP = """
+import sys, weakref
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+made = []
+init = DistributedDataParallel.__init__
+def watched(self, *args, **kwargs):
+    init(self, *args, **kwargs)
+    made.append(weakref.ref(self))
+DistributedDataParallel.__init__ = watched
+destroy = dist.destroy_process_group
+def checked(*args, **kwargs):
+    alive = sum(ref() is not None for ref in made)
+    print(f"ddp wrappers made {len(made)}, alive at destroy {alive}", file=sys.stderr)
+    destroy(*args, **kwargs)
+dist.destroy_process_group = checked
+from ganzoo.cli import main
+main()
+"""
+
+
+def test_ddp_wrappers_are_freed_before_the_process_group_ends(tmp_path):
+    script = tmp_path / "watch_ddp.py"
+    script.write_text(WATCH_DDP)
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+        str(script), "run", "quickstart", "--out", str(tmp_path / "ddp"), "--progress", "none",
+        *sets(*MLP, "train.steps=4", "train.checkpoint_every=4", "eval.metrics=[]"),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=one_thread_env(),
+                          cwd=tmp_path, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    reports = [line for line in done.stderr.splitlines() if line.startswith("ddp wrappers")]
+    assert reports == ["ddp wrappers made 2, alive at destroy 0"] * 2, done.stderr[-3000:]
+
+
 def test_nproc_option_launches_torchrun_and_resume_works(tmp_path):
     out = tmp_path / "run"
     env = {"OMP_NUM_THREADS": "1"}
