@@ -53,22 +53,21 @@ def run(
     dist = distributed.from_environment()
     device = resolve_device(options.device, dist)
     own_group = distributed.start(dist, device)
-    trainer: Trainer | None = None
     with ExitStack() as held:  # the run folder's lock
         try:
             folder, trainer, dataset, threads = _start(recipe, options, device, dist, held)
             mode = options.progress if dist.is_main else "none"
             loop = Loop(trainer, folder, dataset, mode, threads)
             with folder.keeping():
-                result = loop.run()
+                try:
+                    result = loop.run()
+                finally:
+                    trainer.unwrap()  # before the process group ends, whichever way it ends
         except BaseException:
             if own_group:
-                if trainer is not None:
-                    trainer.unwrap()
                 torch.distributed.destroy_process_group()
             raise
         if own_group:
-            trainer.unwrap()
             distributed.finish()
         threads.close()  # scores computed as `ganzoo eval` computes them, on its threads
         if result.interrupted_by is None and trainer.recipe.shell.eval.metrics and dist.is_main:
