@@ -19,6 +19,7 @@ from conftest import GANZOO, REPO, run_cli, stop_at_checkpoint
 from ganzoo.bench import parse_seeds
 from ganzoo.bench.board import Leaderboard, Row, summarise
 from ganzoo.bench.grid import differences
+from ganzoo.checkpoint import latest_checkpoint, load_checkpoint
 from ganzoo.errors import UsageError
 from ganzoo.writes import WriterLock
 
@@ -132,7 +133,10 @@ def test_a_killed_bench_continues_where_it_stopped_and_tabulates_every_seed(tmp_
     before = pair_files(out)
     was_complete = {f for f in folders if (f / "eval.json").is_file()}
     was_started = {f for f in folders if (f / "resolved.toml").is_file()} - was_complete
-    assert was_complete and was_started
+    # a run stopped before its first checkpoint (SIGTERM during its start) resumes from step 0
+    saved = {f: load_checkpoint(latest_checkpoint(f / "checkpoints"))["step"]
+             for f in was_started if list(f.glob("checkpoints/step_*.pt"))}  # fmt: skip
+    assert was_complete and saved
 
     again = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=300,
                            env={**os.environ, "NO_COLOR": "1"})  # fmt: skip
@@ -148,7 +152,10 @@ def test_a_killed_bench_continues_where_it_stopped_and_tabulates_every_seed(tmp_
             assert mine and all(before[k] == (out / k).stat().st_mtime_ns for k in mine)
         elif folder in was_started:  # continued from its checkpoint
             assert "--resume" in commands[-1]
-            assert re.search(r"from step [1-9]\d*", log)
+            if folder in saved:
+                assert f"from step {saved[folder]:,}" in log
+            else:
+                assert "from step" not in log
         else:
             assert len(commands) == 1 and "--resume" not in commands[0]
 
