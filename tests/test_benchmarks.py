@@ -1,4 +1,5 @@
-"""The one-shot GPU check (benchmarks/gpu.py): its CPU smoke mode, its guards and its refusal."""
+"""Benchmark scripts: the one-shot GPU check (benchmarks/gpu.py: its CPU smoke mode, its guards
+and its refusal) and the discriminator-overfitting table (benchmarks/overfitting.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ import sys
 import pytest
 import torch
 from conftest import REPO, shared_data_dir
+from test_train import QUICK
+
+import ganzoo
+from ganzoo.build import build_dataset, build_networks
+from ganzoo.checkpoint import load_checkpoint
+from ganzoo.runs import RunFolder
+from ganzoo.subset import training_set
 
 SECTIONS = ["dcgan32-fp32", "dcgan32-amp", "dcgan32-amp-compile", "inception", "fid-parity"]
 
@@ -92,3 +100,52 @@ def test_a_failing_section_becomes_its_row_and_the_others_still_count(gpu_script
     parity = {"value": 2e-3, "unit": "relative difference", "details": "x"}
     slow = gpu_script.run_section("fid-parity", cpu, lambda: parity)
     assert gpu_script.with_target(slow, smoke=False)["meets_target"] is False
+
+
+def test_held_out_indices_avoid_the_subset_and_repeat_with_the_seed():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from overfitting import held_out_indices
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    subset = torch.tensor([0, 3, 4, 9])
+    drawn = held_out_indices(10, subset, 3, seed=1)
+    assert len(drawn) == 3 and not set(drawn.tolist()) & set(subset.tolist())
+    assert drawn.tolist() == sorted(drawn.tolist())
+    assert torch.equal(drawn, held_out_indices(10, subset, 3, seed=1))
+    assert held_out_indices(10, subset, 100).tolist() == [1, 2, 5, 6, 7, 8]
+
+
+def test_overfitting_judges_the_runs_subset_the_images_outside_it_and_its_samples(tmp_path):
+    overrides = [*QUICK, "data.subset=0.01", "eval.metrics=[]"]
+    run = ganzoo.run("quickstart", overrides=overrides, out=tmp_path / "run", progress="none")
+    out = tmp_path / "rows.json"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/overfitting.py", str(run.run_dir), "--json", str(out)],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())
+    assert [row["step"] for row in rows] == [20, 40]
+    assert [line.split()[0] for line in done.stdout.splitlines()[2:]] == ["20", "40"]
+    folder = RunFolder.open(run.run_dir)
+    recipe = folder.recipe()
+    full = build_dataset(recipe, REPO)  # a mixture: nothing read from the folder
+    subset = training_set(full, recipe)
+    D = build_networks(recipe, full.spec, "cpu").discriminator
+    D.load_state_dict(load_checkpoint(folder.checkpoint("step_00000040.pt"))["discriminator"])
+    with torch.no_grad():
+        logits = D(subset.tensor()).flatten()
+    assert rows[1]["train"]["logit"] == pytest.approx(logits.mean().item(), abs=1e-5)
+    assert rows[1]["train"]["real"] == pytest.approx((logits > 0).float().mean().item())
+    for row in rows:
+        assert all(0.0 <= row[s]["real"] <= 1.0 for s in ("train", "held-out", "generated"))
+        assert row["held-out"]["logit"] != row["train"]["logit"]
+
+    whole = ganzoo.run("quickstart", overrides=QUICK, out=tmp_path / "whole", progress="none")
+    refused = subprocess.run(
+        [sys.executable, "benchmarks/overfitting.py", str(whole.run_dir)],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "the run trains on all of its data (no data.subset)" in refused.stderr
