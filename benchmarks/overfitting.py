@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from ganzoo.api.components import to_model_space
 from ganzoo.build import build_dataset, build_networks
 from ganzoo.checkpoint import list_checkpoints, load_checkpoint
+from ganzoo.errors import GanzooError
 from ganzoo.paths import data_dir
 from ganzoo.runs import RunFolder
 from ganzoo.subset import SubsetDataset, training_set
@@ -61,10 +62,12 @@ def judge(discriminator: nn.Module, images: Tensor, batch_size: int) -> dict[str
     return {"logit": logits.mean().item(), "real": (logits > 0).float().mean().item()}
 
 
-def overfitting(folder: RunFolder, checkpoints: list[str], seed: int = 0) -> list[dict[str, Any]]:
+def overfitting(
+    folder: RunFolder, checkpoints: list[str], data: Path | None = None, seed: int = 0
+) -> list[dict[str, Any]]:
     """One row per checkpoint: D's mean logit and share judged real on each of SETS."""
     recipe = folder.recipe()
-    full = build_dataset(recipe, data_dir(None))
+    full = build_dataset(recipe, data_dir(data))
     subset = training_set(full, recipe)
     if not isinstance(subset, SubsetDataset):
         raise SystemExit(f"{folder.root}: the run trains on all of its data (no data.subset)")
@@ -104,18 +107,22 @@ def main() -> None:
     parser.add_argument(
         "--checkpoints", nargs="+", help="Checkpoint names (default: every numbered one)."
     )
+    parser.add_argument("--data-dir", type=Path, help="Data folder (default: as ganzoo run).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the held-out draw and z.")
     parser.add_argument("--json", type=Path, help="Also write the rows as JSON here.")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
-    folder = RunFolder.open(args.run)
-    names = args.checkpoints or [p.name for p in list_checkpoints(folder.checkpoints)]
-    if not names:
-        sys.exit(f"{folder.root}: no checkpoints")
+    try:
+        folder = RunFolder.open(args.run)
+        names = args.checkpoints or [p.name for p in list_checkpoints(folder.checkpoints)]
+        if not names:
+            sys.exit(f"{folder.root}: no checkpoints")
+        rows = overfitting(folder, names, args.data_dir, args.seed)
+    except GanzooError as exc:
+        sys.exit(f"error: {exc}")
     header = f"{'step':>8}" + "".join(f" {s + ' logit':>16} {s + ' real':>15}" for s in SETS)
     print(header)
     print("-" * len(header))
-    rows = overfitting(folder, names, args.seed)
     for row in rows:
         cells = "".join(f" {row[s]['logit']:>16.2f} {100 * row[s]['real']:>14.1f}%" for s in SETS)
         print(f"{row['step']:>8,}{cells}")

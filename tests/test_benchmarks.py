@@ -149,3 +149,9 @@ def test_overfitting_judges_the_runs_subset_the_images_outside_it_and_its_sample
     )  # fmt: skip
     assert refused.returncode == 1
     assert "the run trains on all of its data (no data.subset)" in refused.stderr
+    missing = subprocess.run(
+        [sys.executable, "benchmarks/overfitting.py", str(tmp_path / "nothing")],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )  # fmt: skip
+    assert missing.returncode == 1 and missing.stderr.startswith("error: ")
+    assert "Traceback" not in missing.stderr
