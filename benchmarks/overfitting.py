@@ -17,18 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ganzoo.api.components import to_model_space
 from ganzoo.build import build_dataset, build_networks
 from ganzoo.checkpoint import list_checkpoints, load_checkpoint
 from ganzoo.errors import GanzooError
 from ganzoo.paths import data_dir
 from ganzoo.runs import RunFolder
+from ganzoo.sources import DatasetSamples, GeneratorSamples
 from ganzoo.subset import SubsetDataset, training_set
 
 SETS = ("train", "held-out", "generated")
@@ -43,22 +44,10 @@ def held_out_indices(n: int, subset: Tensor, count: int, seed: int = 0) -> Tenso
     return rest[order[:count]].sort().values
 
 
-def _images(dataset: Any, indices: Tensor) -> Tensor:
-    """The dataset's samples at ``indices``, in model space."""
-    data = dataset.tensor()
-    batch = data[indices] if data is not None else torch.stack([dataset[int(i)] for i in indices])
-    return to_model_space(batch)
-
-
 @torch.no_grad()
-def judge(discriminator: nn.Module, images: Tensor, batch_size: int) -> dict[str, float]:
-    """D's mean logit and share judged real over ``images``, in batches of ``batch_size``."""
-    logits = torch.cat(
-        [
-            discriminator(images[i : i + batch_size]).flatten().float()
-            for i in range(0, len(images), batch_size)
-        ]
-    )
+def judge(discriminator: nn.Module, batches: Iterable[Tensor]) -> dict[str, float]:
+    """D's mean logit and share judged real over model-space ``batches``, one call each."""
+    logits = torch.cat([discriminator(x).flatten().float() for x in batches])
     return {"logit": logits.mean().item(), "real": (logits > 0).float().mean().item()}
 
 
@@ -72,9 +61,11 @@ def overfitting(
     if not isinstance(subset, SubsetDataset):
         raise SystemExit(f"{folder.root}: the run trains on all of its data (no data.subset)")
     size = recipe.shell.train.batch_size
-    train = _images(full, subset.indices)
-    held = _images(full, held_out_indices(len(full), subset.indices, len(train), seed))
-    networks = build_networks(recipe, full.spec, "cpu")
+    train = DatasetSamples(subset)
+    held_out = held_out_indices(len(full), subset.indices, len(subset), seed)
+    held = DatasetSamples(SubsetDataset(full, held_out))
+    device = torch.device("cpu")
+    networks = build_networks(recipe, full.spec, device)
     generator, discriminator = networks.generator, networks.discriminator
     if discriminator is None or getattr(discriminator, "num_classes", 0):
         raise SystemExit(f"{folder.root}: needs an unconditional discriminator")
@@ -85,16 +76,13 @@ def overfitting(
         discriminator.load_state_dict(state["discriminator"])
         generator.train()
         discriminator.train()
-        with torch.no_grad():
-            rng = torch.Generator().manual_seed(seed)
-            fake = torch.cat(
-                [
-                    generator(generator.sample_latent(min(size, len(train) - i), generator=rng))
-                    for i in range(0, len(train), size)
-                ]
-            )
+        latents = GeneratorSamples(generator, len(subset), seed, device, full.spec).latents(size)
+        fake = (generator(z) for _, z in latents)  # unquantised, as D saw them in training
         scores = {
-            s: judge(discriminator, x, size) for s, x in zip(SETS, (train, held, fake), strict=True)
+            s: judge(discriminator, batches)
+            for s, batches in zip(
+                SETS, (train.batches(size), held.batches(size), fake), strict=True
+            )
         }
         rows.append({"checkpoint": name, "step": state["step"], **scores})
     return rows
