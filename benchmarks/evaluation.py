@@ -128,7 +128,8 @@ def inception_weights(folder: Path, calibrated: bool = False) -> Path:
     something (a few seconds more).
     """
     from ganzoo.errors import DataError
-    from ganzoo.metrics.inception import WEIGHTS_FILE, build_fid_inception, find_weights
+    from ganzoo.metrics.fid_inception import build_fid_inception
+    from ganzoo.metrics.inception import WEIGHTS_FILE, find_weights
 
     try:
         return find_weights(download=False)

@@ -15,13 +15,14 @@ from PIL import Image
 import ganzoo
 from ganzoo.compare import fid_between
 from ganzoo.errors import UsageError
+from ganzoo.metrics.fid_inception import build_fid_inception
 from ganzoo.metrics.frechet import (
     frechet_distance,
     load_statistics,
     save_statistics,
     statistics,
 )
-from ganzoo.metrics.inception import InceptionExtractor, build_fid_inception
+from ganzoo.metrics.inception import InceptionExtractor
 from ganzoo.metrics.scores import (
     density_coverage,
     inception_score,

@@ -14,7 +14,8 @@ from torchvision.models.inception import BasicConv2d
 import ganzoo.device
 from ganzoo.api import ExtractorRequest, to_model_space
 from ganzoo.errors import UsageError
-from ganzoo.metrics.inception import InceptionExtractor, fold_batch_norms
+from ganzoo.metrics.fid_inception import fold_batch_norms
+from ganzoo.metrics.inception import InceptionExtractor
 from ganzoo.metrics.resize import clean_input, pil_bicubic
 
 cleanfid_resize = pytest.importorskip("cleanfid.resize")

@@ -147,3 +147,20 @@ def test_no_module_is_over_400_lines():
         if (n := len(path.read_text(encoding="utf-8").splitlines())) > 400
     }
     assert not long, f"modules over 400 lines: {long}"
+
+
+def test_only_the_fid_network_imports_torchvision_when_loaded():
+    # torchvision's import pulls in torch._dynamo (about 2 s of CPU); finding the extractors
+    # (`ganzoo fid a.npz b.npz`, `ganzoo plugins`) must not pay it, only building the network
+    at_load = set()
+    for name, path in modules().items():
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                targets = [node.module or ""]
+            else:
+                continue
+            if any(t.split(".")[0] == "torchvision" for t in targets):
+                at_load.add(name)
+    assert at_load == {"ganzoo.metrics.fid_inception"}
