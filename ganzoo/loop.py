@@ -18,7 +18,7 @@ from ganzoo import distributed
 from ganzoo.api import Dataset, to_model_space
 from ganzoo.checkpoint import save_checkpoint
 from ganzoo.errors import DivergenceError
-from ganzoo.plots import class_labels, save_class_grid, save_loss_curves, save_samples
+from ganzoo.plots import class_labels, save_class_grid, save_loss_curves, save_samples, tile
 from ganzoo.progress import Progress, ProgressMode
 from ganzoo.runs import RunFolder
 from ganzoo.stopping import StopRequest
@@ -184,10 +184,7 @@ class Loop:
                 real = to_model_space(data[:2000]) if data is not None else None
             save_samples(samples, t.spec, path, real=real)
         if self.writer is not None and t.spec.is_image:
-            from torchvision.utils import make_grid
-
-            grid = make_grid(samples.add(1).div(2).clamp(0, 1), nrow=8)
-            self.writer.add_image("samples", grid, t.step)
+            self.writer.add_image("samples", tile(samples.add(1).div(2).clamp(0, 1), 8), t.step)
 
     def _checkpoint(self) -> None:
         t = self.trainer

@@ -18,6 +18,7 @@ from PIL import Image
 import ganzoo
 from ganzoo.checkpoint import load_checkpoint
 from ganzoo.optim import lr_factor
+from ganzoo.plots import tile
 
 QUICK = [
     "generator.hidden=[32, 32]",
@@ -411,3 +412,16 @@ def test_learning_rate_schedules_decay_over_train_steps(tmp_path):
     assert "train.steps (20 -> 40) (the learning-rate schedule is laid out over it)" in (
         longer.stderr
     )
+
+
+@pytest.mark.parametrize(
+    ("n", "channels", "columns"), [(10, 1, 8), (64, 3, 8), (3, 3, 8), (7, 1, 3), (1, 1, 4)]
+)
+def test_sample_grids_are_laid_out_as_torchvision_lays_them_out(n, channels, columns):
+    from torchvision.utils import make_grid
+
+    images = torch.rand(n, channels, 5, 6, generator=torch.Generator().manual_seed(n))
+    grid = tile(images, columns)
+    expected = make_grid(images, nrow=columns, padding=2)
+    # make_grid makes one channel three
+    assert torch.equal(grid.expand(3, -1, -1) if channels == 1 else grid, expected)
