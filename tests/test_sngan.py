@@ -503,6 +503,19 @@ def test_validate_names_the_attention_field_and_its_sides(tmp_path):
     assert good.returncode == 0, good.stderr
 
 
+def test_an_extra_layers_count_past_the_bound_is_refused_before_building(tmp_path):
+    recipe = tmp_path / "tiny_dcgan.toml"
+    recipe.write_text(textwrap.dedent(DCGAN_RECIPE))
+    done = run_cli("validate", str(recipe), *sets("discriminator.extra_layers=1000000"))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        f"{recipe} (--set discriminator.extra_layers=1000000): discriminator.extra_layers: "
+        "Input should be less than or equal to 32"
+    )
+    good = run_cli("validate", str(recipe), *sets("discriminator.extra_layers=32"))
+    assert good.returncode == 0, good.stderr
+
+
 SNGAN_RECIPE = """\
     schema_version = 1
     name = "tiny_sngan"

@@ -67,10 +67,16 @@ def _attention_field(role: str) -> Any:
     )
 
 
+MAX_EXTRA_LAYERS = 32
+"""The most extra blocks a DCGAN network takes: far past the DCGAN code's 0 to 3, and a
+mistyped count (1000000) would otherwise take minutes and gigabytes to build."""
+
+
 def _extra_layers_field(block: str, place: str) -> Any:
     return Field(
         0,
         ge=0,
+        le=MAX_EXTRA_LAYERS,
         description=f"Stride-1 3x3 convolution blocks (convolution, {block}) after the hidden "
         "layer of side extra_side (n_extra_layers of the DCGAN code of Arjovsky et al. 2017, "
         f"which puts them {place}).",
