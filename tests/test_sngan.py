@@ -638,3 +638,40 @@ def test_sagan_fashion_mnist_trains_two_steps_with_its_two_learning_rates(tmp_pa
         assert sum(key.endswith(".gamma") for key in weights) == 1, role
         # spectral norm on every convolution: no plain conv weights are left
         assert not [k for k, v in weights.items() if k.endswith(".weight") and v.dim() == 4], role
+
+
+@pytest.mark.parametrize("name", ["sngan_mnist", "sngan_fashion_mnist"])
+def test_the_28px_sngan_recipes_train_as_their_headers_say(name, tmp_path):
+    data = shared_data_dir()
+    if data is None:
+        pytest.skip("this run reads MNIST and Fashion-MNIST from ../shared/data")
+    text = (REPO / "recipes" / f"{name}.toml").read_text()
+    out = tmp_path / "run"
+    env = {"GANZOO_DATA_DIR": str(data), "OMP_NUM_THREADS": "1"}
+    done = run_cli(
+        "run", name, "--out", str(out), "--progress", "none",
+        *sets("train.steps=2", "train.batch_size=4", "train.num_samples=4", "eval.metrics=[]",
+              "data.split=test"),
+        env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    state = load_checkpoint(out / "checkpoints" / "last.pt")
+    # the parameter counts the header states, spectral norm's u and v buffers left out
+    counts = {
+        role: sum(
+            v.numel()
+            for k, v in state[role].items()
+            if not k.endswith(("_u", "_v", "running_mean", "running_var", "num_batches_tracked"))
+        )
+        for role in ("generator", "discriminator")
+    }
+    assert f"G {counts['generator']:,} parameters and D {counts['discriminator']:,}" in text
+    assert "blocks.0.c1.parametrizations.weight.0._u" in state["discriminator"]
+    assert state["ema"] is not None
+    # 5 D updates per G update, lr 2e-4 decayed linearly: half of it after step 1 of 2
+    d_steps = {int(s["step"]) for s in state["discriminator_optimizer"]["state"].values()}
+    assert d_steps == {10}
+    for role in ("generator", "discriminator"):
+        group = state[f"{role}_optimizer"]["param_groups"][0]
+        assert (group["lr"], group["betas"]) == (1e-4, (0.0, 0.9)), role
+    assert "channels_last = true" in (out / "resolved.toml").read_text()
