@@ -533,3 +533,80 @@ def test_a_conditional_run_on_class_subfolders(tmp_path):
     sampled = run_cli("sample", str(tmp_path / "run"), "--class", "dog", "--n", "2")
     assert sampled.returncode == 0, sampled.stderr
     assert sampled.stdout.strip().endswith("samples_class1_step2_seed0.png")
+
+
+LEVEL = """
+import torch
+from ganzoo.api import Extractor
+
+
+class Level(Extractor):
+    \"\"\"Five classes read off an image's mean grey level (40 + 40 k out of 255 is class k).\"\"\"
+
+    name = "level"
+
+    @classmethod
+    def build(cls, params, request):
+        return cls()
+
+    def protocol(self):
+        return {"extractor": "level"}
+
+    def __call__(self, images):
+        level = ((images.mean(dim=(1, 2, 3)) + 1) * 127.5 - 40) / 40
+        return images.flatten(1)[:, :16], -(torch.arange(5) - level[:, None]).square()
+"""
+
+
+def write_levels(folder: Path, counts: list[int]) -> None:
+    """Grey 28x28 PNGs, ``counts[k]`` of them at level 40 + 40 k (class k of ``Level``)."""
+    folder.mkdir(parents=True)
+    for k, count in enumerate(counts):
+        for i in range(count):
+            Image.new("L", (28, 28), 40 + 40 * k).save(folder / f"{k}_{i:03d}.png")
+
+
+def test_class_coverage_counts_the_classes_a_generator_draws(tmp_path, plugin_site):
+    plugin_site("ganzoo-level", "0.1", {"ganzoo.extractors": {"level": "level_extractor:Level"}},
+                {"level_extractor": LEVEL})  # fmt: skip
+    write_levels(tmp_path / "real", [20, 20, 20, 20, 20])
+    write_levels(tmp_path / "fake", [40, 30, 30, 0, 1])
+    done = run_cli(
+        "fid", str(tmp_path / "fake"), str(tmp_path / "real"), "--metrics", "class-coverage",
+        "--extractor", "level", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    # class 4 holds 1/101 of the samples against 1/5 of the reference: under a tenth of it
+    assert result["classes_covered"] == 3
+    shares = [40 / 101, 30 / 101, 30 / 101, 0, 1 / 101]
+    assert [result[f"class_share[{k}]"] for k in range(5)] == pytest.approx(shares)
+    kl = sum(q * math.log(q / 0.2) for q in shares if q > 0)
+    assert result["class_kl"] == pytest.approx(kl) and kl > 0.3
+    protocol = result["metrics"]["class-coverage"]
+    assert protocol["generated_count"] == {"0": 40, "1": 30, "2": 30, "3": 0, "4": 1}
+    assert protocol["reference_share"] == {str(k): pytest.approx(0.2) for k in range(5)}
+    assert protocol["num_generated"] == 101 and protocol["num_reference"] == 100
+
+    same = run_cli(
+        "fid", str(tmp_path / "real"), str(tmp_path / "real"), "--metrics", "class-coverage",
+        "--extractor", "level", "--json",
+    )  # fmt: skip
+    assert json.loads(same.stdout)["classes_covered"] == 5
+    assert json.loads(same.stdout)["class_kl"] == 0.0
+
+
+def test_class_coverage_refuses_logits_that_are_not_the_datasets_classes(tmp_path, plugin_site):
+    plugin_site("ganzoo-level", "0.1", {"ganzoo.extractors": {"level": "level_extractor:Level"}},
+                {"level_extractor": LEVEL})  # fmt: skip
+    write_idx_mnist(tmp_path / "data")
+    write_levels(tmp_path / "fake", [2, 2, 2, 2, 2])
+    done = run_cli(
+        "fid", str(tmp_path / "fake"), "mnist", "--split", "train", "--data-dir",
+        str(tmp_path / "data"), "--metrics", "class-coverage", "--extractor", "level",
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert (
+        "class-coverage needs an extractor whose logits are the dataset's 10 classes "
+        "(--extractor classifier); this one gives 5" in done.stderr
+    )
