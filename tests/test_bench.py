@@ -111,18 +111,22 @@ def test_a_killed_bench_continues_where_it_stopped_and_tabulates_every_seed(tmp_
     b = recipe(tmp_path, "qs_b", loss="hinge")
     out = tmp_path / "bench"
     args = [GANZOO, "bench", str(a), str(b), "--seeds", "0-1", "--jobs", "2", "--out", str(out),
-            *TINY, "--progress", "plain"]  # fmt: skip
+            *TINY, "--set", "train.steps=1000", "--progress", "plain"]  # fmt: skip
     process = subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         env={**os.environ, "NO_COLOR": "1"},
     )  # fmt: skip
     folders = [out / name / f"seed-{seed}" for name in ("qs_a", "qs_b") for seed in (0, 1)]
+
+    def early(folder: Path) -> bool:
+        """Checkpointed at most 2 x EVERY steps in: 800 or more steps short of its end."""
+        steps = [int(p.stem.removeprefix("step_")) for p in folder.glob("checkpoints/step_*.pt")]
+        return bool(steps) and max(steps) <= 2 * EVERY
+
     deadline = time.monotonic() + 240
-    while True:  # kill it once a pair is complete and another is half-trained
+    while True:  # kill it once a pair is complete and another is early in its training
         complete = [f for f in folders if (f / "eval.json").is_file()]
-        halfway = [f for f in folders if list(f.glob("checkpoints/step_*.pt"))
-                   and not (f / "eval.json").is_file()]  # fmt: skip
-        if complete and halfway:
+        if complete and any(early(f) for f in folders):
             break
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline
