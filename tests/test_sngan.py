@@ -25,6 +25,7 @@ from ganzoo.api import DataSpec
 from ganzoo.checkpoint import load_checkpoint
 from ganzoo.errors import ComponentConfigError
 from ganzoo.registry import registry
+from ganzoo.testing import check_discriminator
 from ganzoo.zoo.attention import SelfAttention2d
 from ganzoo.zoo.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganzoo.zoo.resnet import SNGANDiscriminator, SNGANGenerator
@@ -218,6 +219,38 @@ def test_sngan_projection_and_class_head_by_hand():
     plain = build(SNGANDiscriminator, spec, base_channels=8)
     with pytest.raises(ComponentConfigError, match="has no classifier head"):
         plain.classify(x)
+
+
+@pytest.mark.parametrize("pack", [2, 4])
+def test_sngan_discriminator_packs_samples_along_the_channels(pack):
+    spec = DataSpec((3, 32, 32))
+    D = build(SNGANDiscriminator, spec, base_channels=8, pack=pack).eval()
+    # only the first block reads the packed channels: its two convolutions from the input
+    assert n_params(D) == d_count(32, 3, b=8) + (pack - 1) * 3 * (8 * 9 + 8)
+    x = torch.randn(3 * pack, *spec.shape)
+    with torch.no_grad():
+        out = D(x)
+        assert out.shape == (3,)
+        # pack k is samples k * pack ... k * pack + pack - 1, one after the other in the channels
+        stacked = torch.cat([x[pack + i] for i in range(pack)]).unsqueeze(0)
+        h = stacked
+        for block in D.blocks:
+            h = block(h)
+        assert torch.allclose(out[1], D.linear(F.relu(h).sum(dim=(2, 3))).view(-1)[0], atol=1e-5)
+        y = x.clone()
+        y[2 * pack - 1] += 1.0  # the last sample of pack 1 moves its logit alone
+        assert (D(y) != out).tolist() == [False, True, False]
+    with pytest.raises(ComponentConfigError, match=rf"batch of {3 * pack + 1}.*pack={pack}"):
+        D(torch.randn(3 * pack + 1, *spec.shape))
+    # the plugin kit's contract, packed: N // pack logits, gradients to every weight and input
+    params = SNGANDiscriminator.Params(base_channels=8, pack=pack)
+    check_discriminator(SNGANDiscriminator, [DataSpec((1, 28, 28))], params)
+
+
+@pytest.mark.parametrize("switch", ["conditional", "classifier"])
+def test_sngan_label_switches_refuse_packing(switch):
+    with pytest.raises(ComponentConfigError, match="need pack = 1"):
+        build(SNGANDiscriminator, DataSpec((1, 28, 28), num_classes=K), pack=2, **{switch: True})
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,8 @@ bilinear; no parameter depends on it). Discriminator: an "optimised" first block
 conv3x3, average pooling where they downsample, a 1x1 shortcut where the shape changes), ReLU,
 global sum pooling and a linear layer to one logit, spectral norm on every layer. Weights
 start from Xavier-uniform (gain sqrt(2) in the residual paths, 1 elsewhere) as in mimicry.
+The discriminator's ``pack`` judges that many samples together (PacGAN, Lin et al. 2018),
+stacked along the channels of its input as the paper does for its convolutional models.
 
 Class-conditional switches: the generator's ``conditional`` makes the blocks' batch norms
 conditional (Miyato and Koyama 2018; the last one stays unconditional, as in their code); the
@@ -189,7 +191,7 @@ class SNGANDiscriminator(Discriminator):
     """
 
     supported_specs: ClassVar[tuple[DataSpec, ...]] = _SPECS
-    per_sample = True  # no batch norm: each logit depends on its own sample alone
+    per_sample = True  # no batch norm: each logit depends on its own sample (or pack) alone
 
     class Params(Params):
         """Parameters of the SNGAN discriminator."""
@@ -199,6 +201,12 @@ class SNGANDiscriminator(Discriminator):
             gt=0,
             description="Channels of every block at 28 and 32 px (ndf; 128 in the paper); at "
             "64 px the blocks go from 1/2x to 8x of it, doubling (mimicry's 64 to 1024).",
+        )
+        pack: int = Field(
+            1,
+            ge=1,
+            description="Samples judged together (PacGAN, Lin et al. 2018), stacked along the "
+            "channels of the input; the batch size must be a multiple of it.",
         )
         spectral_norm: bool = Field(
             True,
@@ -214,7 +222,7 @@ class SNGANDiscriminator(Discriminator):
             False,
             description="An auxiliary classifier head on the sum-pooled features (ACGAN, Odena "
             "et al. 2017), for the acgan loss; needs labelled data. With conditional = true the "
-            "projection logit and the head share the features.",
+            "projection logit and the head share the features. Both need pack = 1.",
         )
 
     def __init__(self, params: Params, spec: DataSpec) -> None:
@@ -222,7 +230,12 @@ class SNGANDiscriminator(Discriminator):
         size = _layout(spec, "the sngan discriminator")
         widths = _widths(params.base_channels, _LAYOUTS[size][2], size, "discriminator")
         downsamples = _DOWNSAMPLES[size]
-        ins = [spec.channels, *widths[:-1]]
+        if params.pack != 1 and (params.conditional or params.classifier):
+            raise ComponentConfigError(
+                "conditional = true and classifier = true need pack = 1 (the projection and "
+                "the class head read one image's features)"
+            )
+        ins = [spec.channels * params.pack, *widths[:-1]]
         self.blocks = nn.ModuleList(
             DBlock(c_in, c_out, downsample=i < downsamples, first=i == 0)
             for i, (c_in, c_out) in enumerate(zip(ins, widths, strict=True))
@@ -244,14 +257,17 @@ class SNGANDiscriminator(Discriminator):
                 spectral_norm(self.projection)
 
     def features(self, x: Tensor) -> Tensor:
-        """The sum-pooled features ``h`` (N, width) that the logit and the heads read."""
-        h = x
+        """The sum-pooled features ``h`` (N // pack, width) that the logit and the heads read."""
+        pack = self.params.pack
+        if x.shape[0] % pack:
+            raise ComponentConfigError(f"batch of {x.shape[0]} is not a multiple of pack={pack}")
+        h = x.reshape(x.shape[0] // pack, pack * x.shape[1], *x.shape[2:])
         for block in self.blocks:
             h = block(h)
         return F.relu(h).sum(dim=(2, 3))
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        """Map images (N, C, H, W), and labels ``y`` when conditional, to logits (N,)."""
+        """Map images (N, C, H, W), and labels ``y`` when conditional, to logits (N // pack,)."""
         h = self.features(x)
         logits = self.linear(h).view(-1)
         if not self.num_classes:
