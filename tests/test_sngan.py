@@ -249,7 +249,7 @@ def test_sngan_discriminator_packs_samples_along_the_channels(pack):
 
 @pytest.mark.parametrize("switch", ["conditional", "classifier"])
 def test_sngan_label_switches_refuse_packing(switch):
-    with pytest.raises(ComponentConfigError, match="need pack = 1"):
+    with pytest.raises(ComponentConfigError, match=f"^{switch} = true needs pack = 1"):
         build(SNGANDiscriminator, DataSpec((1, 28, 28), num_classes=K), pack=2, **{switch: True})
 
 

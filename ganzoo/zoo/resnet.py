@@ -230,10 +230,11 @@ class SNGANDiscriminator(Discriminator):
         size = _layout(spec, "the sngan discriminator")
         widths = _widths(params.base_channels, _LAYOUTS[size][2], size, "discriminator")
         downsamples = _DOWNSAMPLES[size]
-        if params.pack != 1 and (params.conditional or params.classifier):
+        labelled = [name for name in ("conditional", "classifier") if getattr(params, name)]
+        if params.pack != 1 and labelled:
             raise ComponentConfigError(
-                "conditional = true and classifier = true need pack = 1 (the projection and "
-                "the class head read one image's features)"
+                f"{labelled[0]} = true needs pack = 1 (the projection and the class head read "
+                "one image's features)"
             )
         ins = [spec.channels * params.pack, *widths[:-1]]
         self.blocks = nn.ModuleList(
