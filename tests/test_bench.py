@@ -134,6 +134,15 @@ def test_a_killed_bench_continues_where_it_stopped_and_tabulates_every_seed(tmp_
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=60)
     wait_until_unlocked(folders)  # the killed bench's runs got SIGTERM: they save and exit
+
+    def commands(folder: Path) -> list[str]:
+        """The commands the bench's log of ``folder`` records, one per attempt."""
+        log = out / ".bench" / f"{folder.parent.name}-{folder.name}.log"
+        lines = log.read_text().splitlines() if log.is_file() else []
+        return [line for line in lines if line.startswith("$ ")]
+
+    # a run may have been started and stopped before it wrote a file: an attempt all the same
+    attempts = {f: len(commands(f)) for f in folders}
     before = pair_files(out)
     was_complete = {f for f in folders if (f / "eval.json").is_file()}
     was_started = {f for f in folders if (f / "resolved.toml").is_file()} - was_complete
@@ -149,19 +158,20 @@ def test_a_killed_bench_continues_where_it_stopped_and_tabulates_every_seed(tmp_
     for folder in folders:
         assert (folder / "eval.json").is_file()
         log = (out / ".bench" / f"{folder.parent.name}-{folder.name}.log").read_text()
-        commands = [line for line in log.splitlines() if line.startswith("$ ")]
         if folder in was_complete:  # not run again: no command, no file written
-            assert len(commands) == 1
+            assert len(commands(folder)) == attempts[folder] == 1
             mine = [k for k in before if k.startswith(f"{folder.parent.name}/{folder.name}/")]
             assert mine and all(before[k] == (out / k).stat().st_mtime_ns for k in mine)
-        elif folder in was_started:  # continued from its checkpoint
-            assert "--resume" in commands[-1]
+            continue
+        assert len(commands(folder)) == attempts[folder] + 1
+        if folder in was_started:  # continued from its checkpoint
+            assert "--resume" in commands(folder)[-1]
             if folder in saved:
                 assert f"from step {saved[folder]:,}" in log
             else:
                 assert "from step" not in log
-        else:
-            assert len(commands) == 1 and "--resume" not in commands[0]
+        else:  # nothing written yet: started afresh
+            assert "--resume" not in commands(folder)[-1]
 
     # the leaderboard, recomputed from the runs' own eval.json
     board = json.loads((out / "leaderboard.json").read_text())
