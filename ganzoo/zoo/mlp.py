@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from ganzoo.api import DataSpec, Discriminator, Generator, Params
 from ganzoo.errors import ComponentConfigError
 from ganzoo.zoo.conditioning import LabelCode, labels_given
+from ganzoo.zoo.packing import pack_samples
 
 _CONDITIONAL = Field(
     False,
@@ -178,14 +179,11 @@ class MLPDiscriminator(Discriminator):
             self.classifies = True
 
     def _inputs(self, x: Tensor, y: Tensor | None) -> Tensor:
-        pack = self.params.pack
-        if x.shape[0] % pack:
-            raise ComponentConfigError(f"batch of {x.shape[0]} is not a multiple of pack={pack}")
         flat = x.reshape(x.shape[0], -1)
         if self.label_code is not None:
             code = self.label_code(labels_given(self.num_classes, y), flat.dtype)
             flat = torch.cat([flat, code], 1)
-        return flat.reshape(x.shape[0] // pack, -1)
+        return pack_samples(flat, self.params.pack)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Map samples (N, *spec.shape), and labels ``y`` when conditional, to logits."""

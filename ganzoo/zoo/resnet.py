@@ -35,6 +35,7 @@ from ganzoo.api import DataSpec, Discriminator, Generator, Params
 from ganzoo.errors import ComponentConfigError
 from ganzoo.zoo.attention import spectral_normalise
 from ganzoo.zoo.conditioning import ConditionalBatchNorm2d, labels_given, projection_term
+from ganzoo.zoo.packing import pack_samples
 
 # image size -> (side of the generator's first map, the widths the generator's blocks go
 # through, the widths of the discriminator's blocks), widths as multiples of base_channels
@@ -259,10 +260,7 @@ class SNGANDiscriminator(Discriminator):
 
     def features(self, x: Tensor) -> Tensor:
         """The sum-pooled features ``h`` (N // pack, width) that the logit and the heads read."""
-        pack = self.params.pack
-        if x.shape[0] % pack:
-            raise ComponentConfigError(f"batch of {x.shape[0]} is not a multiple of pack={pack}")
-        h = x.reshape(x.shape[0] // pack, pack * x.shape[1], *x.shape[2:])
+        h = pack_samples(x, self.params.pack)
         for block in self.blocks:
             h = block(h)
         return F.relu(h).sum(dim=(2, 3))
