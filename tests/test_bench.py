@@ -135,14 +135,17 @@ def test_a_killed_bench_continues_where_it_stopped_and_tabulates_every_seed(tmp_
     process.communicate(timeout=60)
     wait_until_unlocked(folders)  # the killed bench's runs got SIGTERM: they save and exit
 
-    def commands(folder: Path) -> list[str]:
-        """The commands the bench's log of ``folder`` records, one per attempt."""
+    def bench_log(folder: Path) -> str:
+        """The bench's log of the run in ``folder`` ("" before the bench started it)."""
         log = out / ".bench" / f"{folder.parent.name}-{folder.name}.log"
-        lines = log.read_text().splitlines() if log.is_file() else []
-        return [line for line in lines if line.startswith("$ ")]
+        return log.read_text() if log.is_file() else ""
+
+    def commands(log: str) -> list[str]:
+        """The commands a bench log records, one per attempt."""
+        return [line for line in log.splitlines() if line.startswith("$ ")]
 
     # a run may have been started and stopped before it wrote a file: an attempt all the same
-    attempts = {f: len(commands(f)) for f in folders}
+    attempts = {f: len(commands(bench_log(f))) for f in folders}
     before = pair_files(out)
     was_complete = {f for f in folders if (f / "eval.json").is_file()}
     was_started = {f for f in folders if (f / "resolved.toml").is_file()} - was_complete
@@ -157,21 +160,22 @@ def test_a_killed_bench_continues_where_it_stopped_and_tabulates_every_seed(tmp_
     assert f"{len(was_complete)} complete, {len(was_started)} to resume" in again.stderr
     for folder in folders:
         assert (folder / "eval.json").is_file()
-        log = (out / ".bench" / f"{folder.parent.name}-{folder.name}.log").read_text()
+        log = bench_log(folder)
+        ran = commands(log)
         if folder in was_complete:  # not run again: no command, no file written
-            assert len(commands(folder)) == attempts[folder] == 1
+            assert len(ran) == attempts[folder] == 1
             mine = [k for k in before if k.startswith(f"{folder.parent.name}/{folder.name}/")]
             assert mine and all(before[k] == (out / k).stat().st_mtime_ns for k in mine)
             continue
-        assert len(commands(folder)) == attempts[folder] + 1
+        assert len(ran) == attempts[folder] + 1
         if folder in was_started:  # continued from its checkpoint
-            assert "--resume" in commands(folder)[-1]
+            assert "--resume" in ran[-1]
             if folder in saved:
                 assert f"from step {saved[folder]:,}" in log
             else:
                 assert "from step" not in log
         else:  # nothing written yet: started afresh
-            assert "--resume" not in commands(folder)[-1]
+            assert "--resume" not in ran[-1]
 
     # the leaderboard, recomputed from the runs' own eval.json
     board = json.loads((out / "leaderboard.json").read_text())
